@@ -1,0 +1,34 @@
+"""What a camera source hands to its hub: encoded packets and the stream they belong to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """The parameters of one connection to a camera; a new one is made on every (re)connect."""
+
+    codec: str  # FFmpeg codec name: "h264" or "hevc"
+    width: int
+    height: int
+    time_base: Fraction
+    extradata: bytes | None  # parameter sets as FFmpeg gives them (Annex B for RTSP)
+    generation: int  # increases on every reconnect, so consumers know to reset decoders
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One encoded access unit, detached from PyAV so it can cross threads and be shared freely."""
+
+    data: bytes
+    pts: int | None
+    dts: int | None
+    keyframe: bool
+    stream: StreamInfo
+    arrival: float  # time.monotonic() when the demuxer returned it
+
+    @property
+    def pts_seconds(self) -> float | None:
+        return None if self.pts is None else float(self.pts * self.stream.time_base)
