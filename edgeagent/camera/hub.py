@@ -105,7 +105,9 @@ class CameraHub:
         self.stream: StreamInfo | None = None
         self._subscriptions: list[Subscription] = []
         self._gop: list[Packet] = []
-        self._rate: collections.deque[tuple[float, int]] = collections.deque()
+        # (arrival, media time, size) of recent packets. Rates use media time: the burst of packets
+        # buffered while the demuxer probed the stream would otherwise read as a high frame rate.
+        self._rate: collections.deque[tuple[float, float, int]] = collections.deque()
         self._keyframe_pts: collections.deque[float] = collections.deque(maxlen=3)
         self.packets_total = 0
         self.bytes_total = 0
@@ -121,7 +123,9 @@ class CameraHub:
         self.packets_total += 1
         self.bytes_total += len(packet.data)
         self.last_packet_at = packet.arrival
-        self._rate.append((packet.arrival, len(packet.data)))
+        media_time = packet.pts_seconds
+        if media_time is not None:
+            self._rate.append((packet.arrival, media_time, len(packet.data)))
         while self._rate and packet.arrival - self._rate[0][0] > RATE_WINDOW_S:
             self._rate.popleft()
         if packet.keyframe:
@@ -184,19 +188,22 @@ class CameraHub:
 
     # -- measurements -----------------------------------------------------------------------------
 
-    def fps(self) -> float:
+    def _media_span(self) -> float:
         if len(self._rate) < 2:
             return 0.0
-        span = self._rate[-1][0] - self._rate[0][0]
+        return max(entry[1] for entry in self._rate) - min(entry[1] for entry in self._rate)
+
+    def fps(self) -> float:
+        span = self._media_span()
         return (len(self._rate) - 1) / span if span > 0 else 0.0
 
     def bitrate_kbps(self) -> float:
-        if len(self._rate) < 2:
-            return 0.0
-        span = self._rate[-1][0] - self._rate[0][0]
+        span = self._media_span()
         if span <= 0:
             return 0.0
-        return sum(size for _, size in list(self._rate)[1:]) * 8 / span / 1000
+        # n packets span n - 1 frame intervals: count the bytes of n - 1 of them.
+        sent = sum(entry[2] for entry in self._rate) * (len(self._rate) - 1) / len(self._rate)
+        return sent * 8 / span / 1000
 
     def gop_seconds(self) -> float | None:
         if len(self._keyframe_pts) < 2:

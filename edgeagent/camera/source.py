@@ -1,0 +1,311 @@
+"""RTSP ingest: the only code that talks to a camera.
+
+A thread per camera opens the stream with PyAV, demuxes without decoding and hands every packet to the
+camera's hub on the event loop. Every read is bounded by a timeout; a silent camera, a refused connection,
+an end of stream or a bad password all end in the same place: wait with capped, jittered exponential
+backoff and connect again, for as long as the agent runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from fractions import Fraction
+
+import av
+import av.error
+from pydantic import SecretStr
+
+from edgeagent.camera.hub import CameraHub
+from edgeagent.camera.packet import Packet, StreamInfo
+from edgeagent.config import CameraSection, redact_url, url_with_password
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 30.0
+HOUR_S = 3600.0
+
+# NAL unit types that carry parameter sets, per codec (H.264: SPS, PPS; H.265: VPS, SPS, PPS).
+_PARAMETER_SET_TYPES = {"h264": {7, 8}, "hevc": {32, 33, 34}}
+
+
+class CameraState(enum.StrEnum):
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+def backoff_delay(attempt: int, rng: random.Random = random._inst) -> float:  # type: ignore[attr-defined]
+    """Seconds to wait before connect attempt ``attempt`` (1-based): 1, 2, 4 ... capped at 30, with jitter.
+
+    Jitter spreads the reconnects of a cabinet's cameras after a shared network outage.
+    """
+    ceiling = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, attempt - 1))
+    return ceiling * rng.uniform(0.75, 1.0)
+
+
+def _nal_types(data: bytes, codec: str, limit: int = 6) -> list[int]:
+    """Types of the first few NAL units of an Annex B access unit."""
+    types = []
+    position = 0
+    while len(types) < limit:
+        start = data.find(b"\x00\x00\x01", position)
+        if start < 0 or start + 3 >= len(data):
+            break
+        header = data[start + 3]
+        types.append(header & 0x1F if codec == "h264" else (header >> 1) & 0x3F)
+        position = start + 3
+    return types
+
+
+def with_parameter_sets(data: bytes, codec: str, extradata: bytes | None) -> bytes:
+    """A keyframe that a fresh decoder can start from: parameter sets in front when the camera left them
+    in the SDP only (many do), so the GOP cache and snapshots never depend on out-of-band state."""
+    wanted = _PARAMETER_SET_TYPES.get(codec)
+    if not wanted or not extradata or not extradata.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+        return data
+    if wanted & set(_nal_types(data, codec)):
+        return data
+    return extradata + data
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line about a failure, fit for logs and health messages (FFmpeg errors can carry the URL)."""
+    if isinstance(exc, av.error.HTTPUnauthorizedError):
+        return "authentication failed (401 Unauthorized): check the user name and password"
+    if isinstance(exc, av.error.HTTPForbiddenError):
+        return "access forbidden (403)"
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return "stream not found (404): check the path"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError | av.error.ExitError):
+        return "timed out"
+    if isinstance(exc, av.error.FFmpegError):
+        return f"{type(exc).__name__}: {exc.strerror or 'error'}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class CameraSource:
+    """Keeps one connection to one camera alive and feeds its hub."""
+
+    def __init__(self, name: str, section: CameraSection, password: SecretStr | None, hub: CameraHub) -> None:
+        self.name = name
+        self.section = section
+        self.hub = hub
+        self.display_url = redact_url(section.url)
+        self._url = url_with_password(section.url, password)
+        self.state = CameraState.CONNECTING
+        self.last_error: str | None = None
+        self.connects = 0
+        self._reconnect_times: collections.deque[float] = collections.deque()
+        self._stall_times: collections.deque[float] = collections.deque()
+        self._stalled = False
+        self.stalls_total = 0
+        self._generation = 0
+        self._generation_connected = False
+        self._stopping = threading.Event()
+        self._wake = threading.Event()  # interrupts a backoff wait (restart, stop)
+        self._restart = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._state_listeners: list[Callable[[CameraSource], None]] = []
+
+    # -- lifetime ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name=f"ingest-{self.name}", daemon=True)
+        self._thread.start()
+        self._watchdog = self._loop.create_task(self._watch_stalls(), name=f"stall-watchdog-{self.name}")
+
+    def restart(self) -> None:
+        """Drop the connection and connect again at once (an operator's command)."""
+        log.info("camera %s: restart requested", self.name)
+        self._restart.set()
+        self._wake.set()
+
+    async def stop(self, join_s: float = 3.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, join_s)
+            if self._thread.is_alive():
+                log.warning("camera %s: ingest thread still in a read after %.0f s", self.name, join_s)
+
+    def on_state_change(self, listener: Callable[[CameraSource], None]) -> None:
+        """``listener(source)`` runs on the event loop after every change of state."""
+        self._state_listeners.append(listener)
+
+    # -- health -----------------------------------------------------------------------------------
+
+    def _recent(self, times: collections.deque[float]) -> int:
+        horizon = time.monotonic() - HOUR_S
+        while times and times[0] < horizon:
+            times.popleft()
+        return len(times)
+
+    @property
+    def reconnects_last_hour(self) -> int:
+        return self._recent(self._reconnect_times)
+
+    @property
+    def stalls_last_hour(self) -> int:
+        return self._recent(self._stall_times)
+
+    @property
+    def reconnects_total(self) -> int:
+        return max(0, self.connects - 1)
+
+    # -- event-loop side --------------------------------------------------------------------------
+
+    def _set_state(self, state: CameraState, error: str | None = None) -> None:
+        if error is not None:
+            self.last_error = error
+        if state == self.state:
+            return
+        self.state = state
+        log.info("camera %s: %s%s", self.name, state, f" ({error})" if error else "")
+        for listener in tuple(self._state_listeners):
+            try:
+                listener(self)
+            except Exception:
+                log.exception("camera %s: state listener failed", self.name)
+
+    def _on_connected(self, stream: StreamInfo) -> None:
+        self.connects += 1
+        if self.connects > 1:
+            self._reconnect_times.append(time.monotonic())
+        self._stalled = False
+        log.info(
+            "camera %s: connected to %s (%s %dx%d)",
+            self.name, self.display_url, stream.codec, stream.width, stream.height,
+        )
+
+    def _on_packet(self, packet: Packet) -> None:
+        if self._stalled:
+            return  # the demuxer woke up late; the connection is being replaced
+        self.hub.publish(packet)
+        if self.state != CameraState.ONLINE:
+            self.last_error = None
+            self._set_state(CameraState.ONLINE)
+
+    def _on_disconnected(self, error: str) -> None:
+        self.hub.stream_ended()
+        self._set_state(CameraState.OFFLINE, error)
+
+    async def _watch_stalls(self) -> None:
+        """A camera that keeps its socket open but sends nothing is as down as one that is off."""
+        timeout = self.section.stall_timeout_s
+        while True:
+            await asyncio.sleep(min(0.25, timeout / 4))
+            last = self.hub.last_packet_at
+            if self.state != CameraState.ONLINE or last is None or self._stalled:
+                continue
+            age = time.monotonic() - last
+            if age > timeout:
+                self._stalled = True
+                self._stall_times.append(time.monotonic())
+                self.stalls_total += 1
+                self._on_disconnected(f"stalled: no packet for {age:.1f} s")
+
+    def _call(self, callback: Callable[..., None], *args: object) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed: the agent is shutting down
+            self._stopping.set()
+
+    # -- ingest thread ----------------------------------------------------------------------------
+
+    def _options(self) -> dict[str, str]:
+        return {
+            "rtsp_transport": self.section.transport,
+            # The RTSP demuxer's socket timeout (µs): without it a silent camera blocks forever.
+            "timeout": str(int(self.section.stall_timeout_s * 1_000_000)),
+            "allowed_media_types": "video",
+            "analyzeduration": "1000000",
+            "probesize": "500000",
+        }
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            self._restart.clear()
+            attempt += 1
+            try:
+                self._session()
+                error = "restarted by request" if self._restart.is_set() else "camera ended the stream"
+                attempt = 0  # it was connected: the next try starts from the shortest delay
+            except Exception as exc:  # every failure of a camera is survivable
+                error = describe_error(exc)
+                if self._generation_connected:
+                    attempt = 0
+            if self._stopping.is_set():
+                break
+            self._call(self._on_disconnected, error)
+            if self._restart.is_set():
+                continue
+            delay = backoff_delay(max(1, attempt))
+            log.debug("camera %s: next attempt in %.1f s", self.name, delay)
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def _session(self) -> None:
+        """One connection: open, demux until it ends or fails. Always closes the container."""
+        self._generation_connected = False
+        container = av.open(
+            self._url,
+            options=self._options(),
+            timeout=(self.section.open_timeout_s, self.section.stall_timeout_s),
+        )
+        try:
+            if not container.streams.video:
+                raise ValueError("the camera offers no video stream")
+            video = container.streams.video[0]
+            codec = video.codec_context.name
+            if codec not in _PARAMETER_SET_TYPES:
+                raise ValueError(f"unsupported codec {codec!r} (H.264 and H.265 are supported)")
+            self._generation += 1
+            extradata = video.codec_context.extradata
+            stream = StreamInfo(
+                codec=codec,
+                width=video.codec_context.width,
+                height=video.codec_context.height,
+                time_base=video.time_base or Fraction(1, 90000),
+                extradata=bytes(extradata) if extradata else None,
+                generation=self._generation,
+            )
+            self._generation_connected = True
+            self._call(self._on_connected, stream)
+            for av_packet in container.demux(video):
+                if self._stopping.is_set() or self._restart.is_set():
+                    return
+                if av_packet.size == 0:
+                    continue  # the demuxer's end-of-stream marker
+                data = bytes(av_packet)
+                if av_packet.is_keyframe:
+                    data = with_parameter_sets(data, codec, stream.extradata)
+                self._call(
+                    self._on_packet,
+                    Packet(
+                        data=data,
+                        pts=av_packet.pts,
+                        dts=av_packet.dts,
+                        keyframe=av_packet.is_keyframe,
+                        stream=stream,
+                        arrival=time.monotonic(),
+                    ),
+                )
+        finally:
+            container.close()

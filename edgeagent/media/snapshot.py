@@ -1,0 +1,143 @@
+"""Snapshots: decode one keyframe (never the whole stream), scale, mask, encode JPEG."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import av
+import av.error
+import cv2
+
+from edgeagent.camera.hub import CameraHub
+from edgeagent.camera.packet import Packet
+from edgeagent.config import PrivacyMask, SnapshotSection
+from edgeagent.media.masks import apply_masks_bgr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    jpeg: bytes
+    width: int
+    height: int
+    taken_at: float  # time.time() when the keyframe arrived
+    keyframe_arrival: float  # time.monotonic() of the keyframe, to tell whether a newer one exists
+
+
+class KeyframeDecoder:
+    """A decoder that only ever sees keyframes. Not thread-safe: one caller at a time.
+
+    After each keyframe it is drained and flushed: a decoder fed keyframes only would otherwise hold the
+    picture back and hand it out one GOP late.
+    """
+
+    def __init__(self) -> None:
+        self._context: av.CodecContext | None = None
+        self._generation: int | None = None
+
+    def decode(self, packet: Packet) -> av.VideoFrame:
+        stream = packet.stream
+        if self._context is None or self._generation != stream.generation:
+            context = av.CodecContext.create(stream.codec, "r")
+            context.thread_count = 1  # one picture at a time: threads only add latency here
+            if stream.extradata:
+                context.extradata = stream.extradata
+            self._context, self._generation = context, stream.generation
+        context = self._context
+        frames = list(context.decode(av.Packet(packet.data)))
+        frames += context.decode(None)
+        context.flush_buffers()
+        if not frames:
+            raise ValueError("the keyframe did not decode to a picture")
+        return frames[-1]
+
+    def close(self) -> None:
+        self._context = None
+
+
+def scaled_size(width: int, height: int, target_width: int) -> tuple[int, int]:
+    """The configured width (never upscaled), the height that keeps the aspect ratio, both even."""
+    out_width = min(target_width, width) & ~1
+    out_height = max(2, round(height * out_width / width / 2) * 2)
+    return out_width, out_height
+
+
+def render_jpeg(frame: av.VideoFrame, width: int, quality: int, masks: Sequence[PrivacyMask]) -> bytes:
+    """Scale, burn in the masks, encode. The scaled picture is a new buffer, so masking it never touches
+    the decoder's reference pictures."""
+    out_width, out_height = scaled_size(frame.width, frame.height, width)
+    image = frame.reformat(out_width, out_height, "bgr24", threads=1).to_ndarray()
+    apply_masks_bgr(image, masks)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return encoded.tobytes()
+
+
+class Snapshotter:
+    """The latest snapshot of one camera, made from the hub's latest keyframe when someone asks."""
+
+    def __init__(
+        self,
+        camera: str,
+        section: SnapshotSection,
+        masks: Sequence[PrivacyMask],
+        hub: CameraHub,
+        executor: Executor | None = None,
+    ) -> None:
+        self.camera = camera
+        self.section = section
+        self.masks = tuple(masks)
+        self.hub = hub
+        self.executor = executor
+        self.latest: Snapshot | None = None
+        self.made = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.decode_seconds_total = 0.0
+        self._decoder = KeyframeDecoder()
+        self._thread_lock = threading.Lock()
+        self._lock = asyncio.Lock()
+
+    def _make(self, keyframe: Packet) -> Snapshot:
+        with self._thread_lock:
+            started = time.perf_counter()
+            frame = self._decoder.decode(keyframe)
+            jpeg = render_jpeg(frame, self.section.width, self.section.quality, self.masks)
+            self.decode_seconds_total += time.perf_counter() - started
+        out_width, out_height = scaled_size(frame.width, frame.height, self.section.width)
+        taken_at = time.time() - (time.monotonic() - keyframe.arrival)
+        return Snapshot(jpeg, out_width, out_height, taken_at, keyframe.arrival)
+
+    async def snapshot(self) -> Snapshot | None:
+        """A snapshot of the newest keyframe; the cached one when no newer keyframe arrived since.
+
+        None when the camera has not sent a keyframe on its current connection.
+        """
+        async with self._lock:
+            keyframe = self.hub.last_keyframe()
+            if keyframe is None:
+                return None
+            if self.latest is not None and self.latest.keyframe_arrival == keyframe.arrival:
+                return self.latest
+            loop = asyncio.get_running_loop()
+            try:
+                self.latest = await loop.run_in_executor(self.executor, self._make, keyframe)
+            except (av.error.FFmpegError, ValueError) as exc:
+                self.failures += 1
+                self.last_error = f"snapshot failed: {exc}"
+                log.warning("camera %s: %s", self.camera, self.last_error)
+                return None
+            self.made += 1
+            return self.latest
+
+    def close(self) -> None:
+        with self._thread_lock:
+            self._decoder.close()
