@@ -1,0 +1,5 @@
+import sys
+
+from edgeagent.cli import main
+
+sys.exit(main())

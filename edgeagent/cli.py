@@ -1,0 +1,136 @@
+"""Command line: run, check-config, probe, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from edgeagent import __version__, logs
+from edgeagent.config import CameraSection, ConfigError, load_config, read_secret
+
+EXIT_CONFIG = 2
+SIMULATOR = Path(__file__).resolve().parent / "simulator" / "rtsp_camera.py"
+
+
+def _config_errors(error: ConfigError, path: str) -> None:
+    for line in error.lines:
+        print(f"config error: {line}" if line.startswith(path) else f"config error: {path}: {line}", file=sys.stderr)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        load_config(Path(args.config))
+    except ConfigError as exc:
+        _config_errors(exc, args.config)
+        return EXIT_CONFIG
+    print("ok")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(Path(args.config))
+    except ConfigError as exc:
+        _config_errors(exc, args.config)
+        return EXIT_CONFIG
+    logs.setup(args.log_level or config.agent.log_level)
+    from edgeagent.agent import Agent
+
+    async def main() -> None:
+        agent = Agent(config)
+        await agent.run()
+
+    try:
+        asyncio.run(main())
+    except ConfigError as exc:
+        _config_errors(exc, args.config)
+        return EXIT_CONFIG
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Open a stream once and say what it is, as the agent would see it."""
+    from edgeagent.camera.camera import Camera
+
+    try:
+        section = CameraSection(url=args.url, transport=args.transport, password_env=args.password_env)
+        password = read_secret(None, args.password_env, "password") if args.password_env in os.environ else None
+    except (ConfigError, ValueError) as exc:
+        print(f"probe: {str(exc).splitlines()[-1].strip()}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def probe() -> int:
+        camera = Camera("probe", section, password, None)
+        camera.start()
+        deadline = time.monotonic() + args.seconds
+        try:
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                if camera.online and camera.hub.gop_seconds() is not None and time.monotonic() > deadline - 1:
+                    break
+            health = camera.health()
+        finally:
+            await camera.stop()
+        if not camera.online and health["codec"] is None:
+            print(f"probe: {camera.source.display_url}: {health['last_error'] or 'no video received'}", file=sys.stderr)
+            return 1
+        gop = f"{health['gop_s']:.2f} s" if health["gop_s"] is not None else "unknown (no second keyframe yet)"
+        print(f"url:      {camera.source.display_url}")
+        print(f"codec:    {health['codec']}")
+        print(f"size:     {health['width']}x{health['height']}")
+        print(f"fps:      {health['fps']:.2f}")
+        print(f"gop:      {gop}")
+        print(f"bitrate:  {health['bitrate_kbps']:.0f} kbit/s")
+        return 0
+
+    return asyncio.run(probe())
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """The GStreamer camera simulator runs on the system Python, which has GStreamer's bindings."""
+    python = shutil.which("python3", path="/usr/bin") or "/usr/bin/python3"
+    os.execv(python, [python, str(SIMULATOR), *args.simulator_args])
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeagent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"edgeagent {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the agent")
+    run.add_argument("-c", "--config", required=True, help="YAML configuration file")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(handler=cmd_run)
+
+    check = commands.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("config")
+    check.set_defaults(handler=cmd_check_config)
+
+    probe = commands.add_parser("probe", help="open a stream once and print codec, size, fps, GOP, bitrate")
+    probe.add_argument("url", help="rtsp://user@host/path (no password in the URL)")
+    probe.add_argument("--password-env", default="EDGEAGENT_CAMERA_PASSWORD",
+                       help="environment variable holding the password (default: %(default)s)")
+    probe.add_argument("--transport", choices=["tcp", "udp"], default="tcp")
+    probe.add_argument("--seconds", type=float, default=6.0, help="how long to watch the stream")
+    probe.set_defaults(handler=cmd_probe)
+
+    simulate = commands.add_parser("simulate", help="run the RTSP camera simulator (see --help after --)",
+                                   add_help=False)
+    simulate.add_argument("simulator_args", nargs=argparse.REMAINDER)
+    simulate.set_defaults(handler=cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""HTTP: health, metrics, camera state, snapshots, the operator page, and the live-view routes.
+
+Everything but ``/healthz`` and the page's static files needs the bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from edgeagent.camera.camera import Camera
+from edgeagent.config import ConfigError, HttpSection, read_secret
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+PUBLIC_PATHS = {"/healthz", "/", "/favicon.ico"}
+PUBLIC_PREFIXES = ("/static/",)
+MAX_REQUEST_BYTES = 256 * 1024  # SDP offers are a few kB; nothing else takes a body
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+        "connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+    ),
+    "Cache-Control": "no-store",
+}
+
+CAMERAS_KEY = web.AppKey("cameras", dict)
+TOKEN_KEY = web.AppKey("token", SecretStr)
+HEALTH_KEY = web.AppKey("health", Callable)
+METRICS_KEY = web.AppKey("metrics", Callable)
+READY_KEY = web.AppKey("ready", Callable)
+
+
+def load_or_create_token(section: HttpSection, state_dir: Path) -> SecretStr:
+    """The bearer token from ``token_file``; without one, a random token made once and kept 0600 in
+    ``state_dir``. Its location is logged, never its value."""
+    if section.token_file is not None:
+        token = read_secret(section.token_file, None, "http.token_file")
+        assert token is not None
+        if len(token.get_secret_value()) < 16:
+            raise ConfigError(["http.token_file: the token must be at least 16 characters"])
+        return token
+    path = state_dir / "http-token"
+    if path.exists():
+        return SecretStr(path.read_text().strip())
+    state_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    log.info("http: no token_file configured; made a random API token, stored in %s (mode 0600)", path)
+    return SecretStr(token)
+
+
+def _authorized(request: web.Request, token: SecretStr) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode())
+
+
+@web.middleware
+async def _auth_and_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    public = request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES)
+    if not public and not _authorized(request, request.app[TOKEN_KEY]):
+        response: web.StreamResponse = web.Response(
+            status=401, text="unauthorized\n", headers={"WWW-Authenticate": 'Bearer realm="edgeagent"'}
+        )
+    else:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    ok = request.app[READY_KEY]()
+    return web.Response(status=200 if ok else 503, text="ok\n" if ok else "degraded\n")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS_KEY]()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def _cameras(request: web.Request) -> web.Response:
+    return web.json_response(request.app[HEALTH_KEY]())
+
+
+def _camera(request: web.Request) -> Camera:
+    camera = request.app[CAMERAS_KEY].get(request.match_info["camera"])
+    if camera is None:
+        raise web.HTTPNotFound(text="unknown camera\n")
+    return camera
+
+
+async def _snapshot(request: web.Request) -> web.Response:
+    camera = _camera(request)
+    snapshot = await camera.snapshotter.snapshot()
+    if snapshot is None:
+        raise web.HTTPServiceUnavailable(text="no picture from this camera yet\n", headers={"Retry-After": "2"})
+    return web.Response(body=snapshot.jpeg, content_type="image/jpeg")
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html")
+
+
+def make_app(
+    cameras: Mapping[str, Camera],
+    token: SecretStr,
+    health: Callable[[], dict[str, Any]],
+    metrics: Callable[[], bytes],
+    ready: Callable[[], bool],
+) -> web.Application:
+    app = web.Application(middlewares=[_auth_and_headers], client_max_size=MAX_REQUEST_BYTES)
+    app[CAMERAS_KEY] = dict(cameras)
+    app[TOKEN_KEY] = token
+    app[HEALTH_KEY] = health
+    app[METRICS_KEY] = metrics
+    app[READY_KEY] = ready
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/cameras", _cameras)
+    app.router.add_get("/cameras/{camera}/snapshot.jpg", _snapshot)
+    if (WEB_DIR / "index.html").exists():
+        app.router.add_get("/", _index)
+        app.router.add_static("/static/", WEB_DIR, follow_symlinks=False, show_index=False)
+    return app
+
+
+def ssl_context(section: HttpSection) -> ssl.SSLContext | None:
+    if section.tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(section.tls.cert_file, section.tls.key_file)
+    return context

@@ -1,0 +1,176 @@
+"""MQTT: the agent's state on the broker, kept current across broker restarts and network loss.
+
+paho runs its network loop in its own thread; nothing here blocks the event loop. The publisher keeps
+only the latest payload of each state topic (nothing unbounded while the broker is away) and publishes
+all of them again on every connect, so retained state is right even after a broker that keeps none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import SecretStr
+
+from edgeagent.config import MqttSection
+
+log = logging.getLogger(__name__)
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+# paho waits this long between reconnect attempts at most: the agent is current again within 5 s of the
+# broker's return.
+RECONNECT_MAX_S = 2
+MAX_QUEUED_MESSAGES = 200
+
+CommandHandler = Callable[[str, bytes], Awaitable[None] | None]
+
+
+@dataclass(slots=True)
+class _State:
+    payload: bytes
+    retain: bool
+    qos: int
+
+
+class MqttPublisher:
+    def __init__(self, section: MqttSection, password: SecretStr | None, agent_id: str) -> None:
+        self.section = section
+        self.base = f"{section.topic_prefix}/{agent_id}"
+        self.availability_topic = f"{self.base}/availability"
+        self._password = password
+        self._client_id = section.client_id or f"edgeagent-{agent_id}"
+        self._states: dict[str, _State] = {}
+        self._subscriptions: dict[str, CommandHandler] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: mqtt.Client | None = None
+        self.connected = False
+        self.connects = 0
+        self.last_error: str | None = None
+
+    def topic(self, *parts: str) -> str:
+        return "/".join((self.base, *parts))
+
+    # -- lifetime ---------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self._client_id, protocol=mqtt.MQTTv311, clean_session=True
+        )
+        client.enable_logger(logging.getLogger("edgeagent.paho"))
+        client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
+        if self.section.username is not None:
+            secret = self._password.get_secret_value() if self._password else None
+            client.username_pw_set(self.section.username, secret)
+        tls = self.section.tls
+        if tls is not None:
+            client.tls_set(
+                ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            if tls.insecure_skip_verify:
+                client.tls_insecure_set(True)
+        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
+        client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._client = self._make_client()
+        self._states[self.availability_topic] = _State(ONLINE, True, 1)
+        # connect_async never blocks: the network loop thread connects, and keeps reconnecting.
+        self._client.connect_async(self.section.host, self.section.port, keepalive=self.section.keepalive_s)
+        self._client.loop_start()
+
+    async def stop(self, timeout_s: float = 2.0) -> None:
+        """Say ``offline`` ourselves (the broker sends the will only for an unclean end), then leave."""
+        client = self._client
+        if client is None:
+            return
+        self._states[self.availability_topic] = _State(OFFLINE, True, 1)
+        if self.connected:
+            info = client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
+            try:
+                await asyncio.to_thread(info.wait_for_publish, timeout_s)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("mqtt: could not publish offline before stopping: %s", exc)
+        client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+        self._client = None
+
+    # -- publishing -------------------------------------------------------------------------------
+
+    def set_state(self, topic: str, payload: bytes | str, retain: bool = True, qos: int = 1) -> None:
+        """Make ``payload`` the current state of ``topic``: published now if connected, else on connect."""
+        data = payload.encode() if isinstance(payload, str) else payload
+        self._states[topic] = _State(data, retain, qos)
+        if self.connected and self._client is not None:
+            self._client.publish(topic, data, qos=qos, retain=retain)
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0) -> None:
+        """A one-off message (an answer to a request); dropped when not connected."""
+        if self.connected and self._client is not None:
+            self._client.publish(topic, payload, qos=qos, retain=False)
+
+    def subscribe(self, topic_filter: str, handler: CommandHandler) -> None:
+        """``handler(topic, payload)`` runs on the event loop for every message matching the filter."""
+        self._subscriptions[topic_filter] = handler
+        if self.connected and self._client is not None:
+            self._client.subscribe(topic_filter, qos=1)
+
+    # -- paho thread ------------------------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.last_error = f"broker refused the connection: {reason_code}"
+            log.warning("mqtt: %s", self.last_error)
+            return
+        self.connected = True
+        self.connects += 1
+        self.last_error = None
+        log.info("mqtt: connected to %s:%d", self.section.host, self.section.port)
+        for topic_filter in self._subscriptions:
+            client.subscribe(topic_filter, qos=1)
+        for topic, state in list(self._states.items()):
+            client.publish(topic, state.payload, qos=state.qos, retain=state.retain)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
+        if self.connected:
+            log.warning("mqtt: disconnected (%s); reconnecting", reason_code)
+        self.connected = False
+        if reason_code.is_failure:
+            self.last_error = f"disconnected: {reason_code}"
+
+    def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
+        if self._loop is None:
+            return
+        for topic_filter, handler in self._subscriptions.items():
+            if mqtt.topic_matches_sub(topic_filter, message.topic):
+                payload = bytes(message.payload)
+                self._loop.call_soon_threadsafe(self._dispatch, handler, message.topic, payload)
+
+    def _dispatch(self, handler: CommandHandler, topic: str, payload: bytes) -> None:
+        try:
+            result = handler(topic, payload)
+        except Exception:
+            log.exception("mqtt: handler for %s failed", topic)
+            return
+        if asyncio.iscoroutine(result):
+            task = asyncio.ensure_future(result)
+            task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("mqtt: command handler failed: %s", task.exception())

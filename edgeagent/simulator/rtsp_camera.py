@@ -1,0 +1,389 @@
+#!/usr/bin/python3
+"""A roadside-camera stand-in: one RTSP path served by GStreamer's rtsp-server.
+
+Standalone on purpose (no import from the edgeagent package): it needs PyGObject (``gi``), which
+Debian's ``/usr/bin/python3`` has and the project's venv does not. Run it as
+
+    /usr/bin/python3 edgeagent/simulator/rtsp_camera.py --port 8554 [--codec h265] [--user viewer] ...
+
+Live mode encodes ``videotestsrc`` (with a running clock overlay) with x264/x265, one slice per frame
+and parameter sets before every keyframe, like a real camera. ``--file CLIP`` instead serves a
+pre-encoded H.264/H.265 clip (raw elementary stream, MP4, MKV, TS...) in an endless loop without
+re-encoding: the clip's access units are read once into memory, then pushed into a live ``appsrc``
+at their own pace with timestamps that keep increasing across loops.
+
+Every client of the path shares one pipeline (``set_shared(True)``), as on a real camera; the
+pipeline is built when the first client connects and torn down when the last one leaves.
+
+When the server listens it prints exactly one line ``READY rtsp://HOST:PORT/PATH`` on stdout.
+SIGTERM and SIGINT stop it cleanly (exit status 0). Diagnostics go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+ROLE = "viewer"
+
+
+def log(msg: str) -> None:
+    print(f"camsim[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="GStreamer RTSP camera simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--path", default="/stream1")
+    p.add_argument("--codec", choices=("h264", "h265"), default="h264")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--gop-s", type=float, default=1.0, help="keyframe interval in seconds")
+    p.add_argument("--bitrate-kbps", type=int, default=None)
+    p.add_argument(
+        "--preset",
+        default="ultrafast",
+        help="encoder speed preset; ultrafast gives H.264 Constrained Baseline, superfast gives High",
+    )
+    p.add_argument("--pattern", default="smpte", help="videotestsrc pattern (smpte, ball, snow, ...)")
+    p.add_argument("--user", default=None, help="require RTSP digest auth for this user")
+    p.add_argument(
+        "--password-file",
+        default=None,
+        help="file holding the password (default: environment variable CAMSIM_PASSWORD)",
+    )
+    p.add_argument("--file", default=None, help="serve this pre-encoded H.264/H.265 clip in a loop")
+    args = p.parse_args(argv)
+    if not args.path.startswith("/"):
+        args.path = "/" + args.path
+    if args.width <= 0 or args.height <= 0 or args.fps <= 0 or args.gop_s <= 0:
+        p.error("--width, --height, --fps and --gop-s must be positive")
+    args.password = None
+    if args.user:
+        if args.password_file:
+            with open(args.password_file, encoding="utf-8") as f:
+                args.password = f.read().strip()
+        else:
+            args.password = os.environ.get("CAMSIM_PASSWORD")
+        if not args.password:
+            p.error("--user needs a password: set CAMSIM_PASSWORD or pass --password-file")
+    if args.file and not os.path.isfile(args.file):
+        p.error(f"--file {args.file}: no such file")
+    return args
+
+
+# --------------------------------------------------------------------------------------------
+# Live (encoding) mode
+# --------------------------------------------------------------------------------------------
+
+
+def live_launch(a: argparse.Namespace) -> str:
+    gop = max(1, round(a.fps * a.gop_s))
+    src = (
+        f"videotestsrc is-live=true pattern={a.pattern} "
+        f"! video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1 "
+        "! timeoverlay halignment=left valignment=top font-desc=\"Sans 24\" "
+    )
+    if a.codec == "h264":
+        enc = (
+            f"x264enc tune=zerolatency speed-preset={a.preset} key-int-max={gop} "
+            "sliced-threads=false threads=1"
+        )
+        if a.bitrate_kbps:
+            enc += f" bitrate={a.bitrate_kbps}"
+        caps = "video/x-h264,profile=constrained-baseline" if a.preset == "ultrafast" else "video/x-h264"
+        tail = f"! {enc} ! {caps} ! rtph264pay name=pay0 pt=96 config-interval=-1"
+    else:
+        enc = f"x265enc tune=zerolatency speed-preset={a.preset} key-int-max={gop}"
+        if a.bitrate_kbps:
+            enc += f" bitrate={a.bitrate_kbps}"
+        tail = f"! {enc} ! video/x-h265 ! rtph265pay name=pay0 pt=96 config-interval=-1"
+    return f"( {src}{tail} )"
+
+
+# --------------------------------------------------------------------------------------------
+# File (loop, no re-encoding) mode
+# --------------------------------------------------------------------------------------------
+
+
+class AccessUnit:
+    __slots__ = ("data", "pts", "dts", "duration", "key")
+
+    def __init__(self, data: bytes, pts: int, dts: int, duration: int, key: bool) -> None:
+        self.data, self.pts, self.dts, self.duration, self.key = data, pts, dts, duration, key
+
+
+class Clip:
+    """All access units of a clip, in decode order, read once with parsebin + h26xparse."""
+
+    def __init__(self, path: str, fallback_fps: int) -> None:
+        self.path = path
+        self.codec = ""
+        self.caps: Gst.Caps | None = None
+        self.units: list[AccessUnit] = []
+        self._raw: list[tuple[bytes, int, int, int, bool]] = []
+        self._read()
+        self._normalise(fallback_fps)
+
+    def _read(self) -> None:
+        pipeline = Gst.Pipeline.new("clip-reader")
+        src = Gst.ElementFactory.make("filesrc")
+        src.set_property("location", self.path)
+        parsebin = Gst.ElementFactory.make("parsebin")
+        for e in (src, parsebin):
+            pipeline.add(e)
+        src.link(parsebin)
+        linked = {"video": False}
+
+        def on_sample(sink: Gst.Element) -> Gst.FlowReturn:
+            sample = sink.emit("pull-sample")
+            buf = sample.get_buffer()
+            if self.caps is None:
+                self.caps = sample.get_caps()
+            ok, info = buf.map(Gst.MapFlags.READ)
+            if not ok:
+                return Gst.FlowReturn.ERROR
+            try:
+                data = bytes(info.data)
+            finally:
+                buf.unmap(info)
+            key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
+            self._raw.append((data, buf.pts, buf.dts, buf.duration, key))
+            return Gst.FlowReturn.OK
+
+        def on_pad_added(_bin: Gst.Element, pad: Gst.Pad) -> None:
+            caps = pad.get_current_caps() or pad.query_caps(None)
+            name = caps.get_structure(0).get_name()
+            if name in ("video/x-h264", "video/x-h265") and not linked["video"]:
+                linked["video"] = True
+                self.codec = "h264" if name == "video/x-h264" else "h265"
+                parse = Gst.ElementFactory.make(f"{self.codec}parse")
+                capsf = Gst.ElementFactory.make("capsfilter")
+                capsf.set_property(
+                    "caps", Gst.Caps.from_string(f"{name},stream-format=byte-stream,alignment=au")
+                )
+                sink = Gst.ElementFactory.make("appsink")
+                sink.set_property("sync", False)
+                sink.set_property("emit-signals", True)
+                sink.connect("new-sample", on_sample)
+                chain = [parse, capsf, sink]
+            else:
+                chain = [Gst.ElementFactory.make("fakesink")]
+            for e in chain:
+                pipeline.add(e)
+            for a, b in zip(chain, chain[1:], strict=False):
+                a.link(b)
+            for e in chain:
+                e.sync_state_with_parent()
+            pad.link(chain[0].get_static_pad("sink"))
+
+        parsebin.connect("pad-added", on_pad_added)
+        pipeline.set_state(Gst.State.PLAYING)
+        msg = pipeline.get_bus().timed_pop_filtered(
+            60 * Gst.SECOND, Gst.MessageType.ERROR | Gst.MessageType.EOS
+        )
+        pipeline.set_state(Gst.State.NULL)
+        if msg is None:
+            raise RuntimeError(f"{self.path}: timed out reading the clip")
+        if msg.type == Gst.MessageType.ERROR:
+            err, dbg = msg.parse_error()
+            raise RuntimeError(f"{self.path}: {err.message} ({dbg})")
+        if not linked["video"] or not self._raw:
+            raise RuntimeError(f"{self.path}: no H.264/H.265 video found")
+
+    def _normalise(self, fallback_fps: int) -> None:
+        raw = self._raw
+        self._raw = []
+        # Start on a keyframe: a looping clip must restart cleanly.
+        first_key = next((i for i, r in enumerate(raw) if r[4]), None)
+        if first_key is None:
+            raise RuntimeError(f"{self.path}: no keyframe in the clip")
+        if first_key:
+            log(f"dropping {first_key} access units before the first keyframe")
+        raw = raw[first_key:]
+        none = Gst.CLOCK_TIME_NONE
+        fps_n, fps_d = 0, 1
+        if self.caps is not None:
+            ok, n, d = self.caps.get_structure(0).get_fraction("framerate")
+            if ok and n > 0:
+                fps_n, fps_d = n, d
+        if fps_n == 0:
+            fps_n, fps_d = fallback_fps, 1
+        frame_ns = Gst.util_uint64_scale(Gst.SECOND, fps_d, fps_n)
+        has_pts = all(r[1] != none for r in raw)
+        has_dts = all(r[2] != none for r in raw)
+        for i, (data, pts, dts, dur, key) in enumerate(raw):
+            if not has_pts:  # raw elementary stream without timing: assume no B-frames
+                pts = dts = i * frame_ns
+            elif not has_dts:
+                dts = pts
+            if dur == none or dur == 0:
+                dur = frame_ns
+            self.units.append(AccessUnit(data, pts, dts, dur, key))
+        origin = min(self.units[0].dts, min(u.pts for u in self.units))
+        for u in self.units:
+            u.pts -= origin
+            u.dts -= origin
+        last = self.units[-1]
+        # Loop period: the clip's span in decode order plus one frame.
+        self.period = last.dts + last.duration - self.units[0].dts
+        self.frame_ns = frame_ns
+
+    def describe(self) -> str:
+        return (
+            f"{self.path}: {self.codec}, {len(self.units)} access units, "
+            f"{sum(u.key for u in self.units)} keyframes, period {self.period / 1e9:.3f} s"
+        )
+
+
+class ClipFeeder:
+    """Pushes the clip into one media's live appsrc, looping forever, paced on the pipeline clock."""
+
+    def __init__(self, clip: Clip, appsrc: Gst.Element) -> None:
+        self.clip = clip
+        self.appsrc = appsrc
+        self.stop = threading.Event()
+        self.started = False
+        self.thread = threading.Thread(target=self._run, name="clip-feeder", daemon=True)
+        appsrc.connect("need-data", self._on_need_data)
+
+    def _on_need_data(self, _src: Gst.Element, _length: int) -> None:
+        # Emitted from the appsrc streaming thread once the live pipeline is PLAYING.
+        if not self.started:
+            self.started = True
+            self.thread.start()
+
+    def _running_time(self) -> int:
+        t = self.appsrc.get_current_running_time()
+        return 0 if t == Gst.CLOCK_TIME_NONE else t
+
+    def _run(self) -> None:
+        units = self.clip.units
+        base = self._running_time()
+        loop = 0
+        while not self.stop.is_set():
+            offset = base + loop * self.clip.period
+            for u in units:
+                due = offset + u.dts
+                wait_ns = due - self._running_time()
+                if wait_ns > 0 and self.stop.wait(wait_ns / 1e9):
+                    return
+                buf = Gst.Buffer.new_wrapped(u.data)
+                buf.pts = offset + u.pts
+                buf.dts = due
+                buf.duration = u.duration
+                if not u.key:
+                    buf.set_flags(Gst.BufferFlags.DELTA_UNIT)
+                ret = self.appsrc.emit("push-buffer", buf)
+                if ret != Gst.FlowReturn.OK:
+                    return
+            loop += 1
+
+
+def file_launch(clip: Clip) -> str:
+    return (
+        "( appsrc name=clipsrc is-live=true format=time do-timestamp=false min-latency=0 "
+        f"! {clip.codec}parse ! rtp{clip.codec}pay name=pay0 pt=96 config-interval=-1 )"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Server
+# --------------------------------------------------------------------------------------------
+
+
+def build_server(a: argparse.Namespace) -> GstRtspServer.RTSPServer:
+    server = GstRtspServer.RTSPServer()
+    server.set_address(a.host)
+    server.set_service(str(a.port))
+
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_shared(True)
+    if a.file:
+        clip = Clip(a.file, a.fps)
+        log(clip.describe())
+        factory.set_launch(file_launch(clip))
+        feeders: dict[int, ClipFeeder] = {}
+
+        def on_media_configure(_f: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
+            appsrc = media.get_element().get_by_name("clipsrc")
+            appsrc.set_property("caps", clip.caps)
+            feeder = ClipFeeder(clip, appsrc)
+            feeders[id(media)] = feeder
+
+            def on_unprepared(m: GstRtspServer.RTSPMedia) -> None:
+                f = feeders.pop(id(m), None)
+                if f is not None:
+                    f.stop.set()
+
+            media.connect("unprepared", on_unprepared)
+
+        factory.connect("media-configure", on_media_configure)
+    else:
+        factory.set_launch(live_launch(a))
+
+    if a.user:
+        auth = GstRtspServer.RTSPAuth()
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        token = GstRtspServer.RTSPToken.new_empty()
+        token.get_writable_structure().set_value(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, ROLE)
+        auth.add_digest(a.user, a.password, token)
+        # No default (anonymous) token: every path then answers 401 and clients send credentials.
+        server.set_auth(auth)
+        factory.add_role_from_structure(
+            Gst.Structure.new_from_string(
+                f"{ROLE}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+            )
+        )
+
+    def on_client_connected(_s: GstRtspServer.RTSPServer, client: GstRtspServer.RTSPClient) -> None:
+        conn = client.get_connection()
+        peer = conn.get_ip() if conn is not None else "?"
+        log(f"client connected from {peer}")
+
+    server.connect("client-connected", on_client_connected)
+    server.get_mount_points().add_factory(a.path, factory)
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    Gst.init(None)
+    try:
+        server = build_server(a)
+    except RuntimeError as e:
+        log(f"error: {e}")
+        return 2
+    loop = GLib.MainLoop()
+
+    def on_signal(*_args: object) -> bool:
+        log("stopping")
+        loop.quit()
+        return GLib.SOURCE_REMOVE
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, on_signal)
+
+    if server.attach(None) == 0:
+        log(f"error: cannot listen on {a.host}:{a.port}")
+        return 2
+    host = f"[{a.host}]" if ":" in a.host else a.host
+    print(f"READY rtsp://{host}:{server.get_bound_port()}{a.path}", flush=True)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
