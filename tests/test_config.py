@@ -1,0 +1,171 @@
+"""Configuration: a bad file fails at start with one clear line per problem, naming field and value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgeagent.config import ConfigError, load_config, parse_config, redact_url, url_with_password
+
+GOOD = {
+    "agent": {"id": "cabinet-17", "state_dir": "/tmp/x"},
+    "mqtt": {"host": "127.0.0.1", "port": 1883},
+    "cameras": {"north": {"url": "rtsp://viewer@10.0.0.21:554/stream1"}},
+}
+
+
+def with_change(path: str, value: object) -> dict:
+    """GOOD with one dotted path set (or deleted when value is ...)."""
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+def run_check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "edgeagent.yaml"
+    config.write_text(text)
+    return subprocess.run(
+        [sys.executable, "-m", "edgeagent", "check-config", str(config)], capture_output=True, text=True, timeout=60
+    )
+
+
+MALFORMED = [
+    # (what, YAML text, words the single error line must hold)
+    ("unknown key", yaml.safe_dump(with_change("agent.colour", "red")), ["agent.colour", "unknown key"]),
+    ("missing agent id", yaml.safe_dump(with_change("agent.id", ...)), ["agent.id", "missing"]),
+    ("bad agent id", yaml.safe_dump(with_change("agent.id", "Cabinet 17!")), ["agent.id", "Cabinet 17!"]),
+    ("port out of range", yaml.safe_dump(with_change("mqtt.port", 70000)), ["mqtt.port", "70000"]),
+    ("port not a number", yaml.safe_dump(with_change("mqtt.port", "eighty")), ["mqtt.port", "eighty"]),
+    (
+        "password in the URL",
+        yaml.safe_dump(with_change("cameras.north", {"url": "rtsp://viewer:hunter2@10.0.0.21/s"})),
+        ["cameras.north.url", "password", "***"],
+    ),
+    (
+        "not an RTSP URL",
+        yaml.safe_dump(with_change("cameras.north", {"url": "http://10.0.0.21/s"})),
+        ["cameras.north.url", "rtsp://"],
+    ),
+    (
+        "unknown transport",
+        yaml.safe_dump(with_change("cameras.north", {"url": "rtsp://h/s", "transport": "sctp"})),
+        ["cameras.north.transport", "sctp"],
+    ),
+    (
+        "mask outside the picture",
+        yaml.safe_dump(with_change("cameras.north", {"url": "rtsp://h/s", "privacy_masks": [[0.9, 0, 0.5, 0.1]]})),
+        ["cameras.north.privacy_masks.0", "inside the picture"],
+    ),
+    (
+        "mask with three numbers",
+        yaml.safe_dump(with_change("cameras.north", {"url": "rtsp://h/s", "privacy_masks": [[0, 0, 0.5]]})),
+        ["cameras.north.privacy_masks.0", "[x, y, w, h]"],
+    ),
+    (
+        "stall timeout too short",
+        yaml.safe_dump(with_change("cameras.north", {"url": "rtsp://h/s", "stall_timeout_s": 0})),
+        ["cameras.north.stall_timeout_s", "0"],
+    ),
+    (
+        "bad camera name",
+        yaml.safe_dump(with_change("cameras", {"North Gate": {"url": "rtsp://h/s"}})),
+        ["cameras", "North Gate"],
+    ),
+    ("listen without port", yaml.safe_dump(with_change("http", {"listen": "127.0.0.1"})), ["http.listen", "HOST:PORT"]),
+    ("not YAML", "agent: {id: [unclosed\n", ["line", "column"]),
+    ("not a mapping", "- just\n- a list\n", ["top level", "mapping"]),
+    (
+        "missing secret file",
+        yaml.safe_dump(with_change("mqtt.password_file", "/nonexistent/mqtt-password")),
+        ["mqtt.password_file", "/nonexistent/mqtt-password"],
+    ),
+    (
+        "cert without key",
+        yaml.safe_dump(with_change("mqtt.tls", {"cert_file": "/etc/hostname"})),
+        ["mqtt.tls", "cert_file and key_file go together"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "text", "words"), MALFORMED, ids=[case[0] for case in MALFORMED])
+def test_malformed_config_exits_2_with_one_clear_line(tmp_path: Path, what: str, text: str, words: list[str]) -> None:
+    result = run_check(tmp_path, text)
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("config error: ")
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_refuses_a_malformed_config_the_same_way(tmp_path: Path) -> None:
+    config = tmp_path / "edgeagent.yaml"
+    config.write_text(yaml.safe_dump(with_change("mqtt.port", 0)))
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeagent", "run", "-c", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"config error: {config}: mqtt.port: ") and "(got 0)" in lines[0]
+
+
+def test_every_error_gets_its_own_line(tmp_path: Path) -> None:
+    data = with_change("agent.colour", "red")
+    data["mqtt"]["port"] = -1
+    result = run_check(tmp_path, yaml.safe_dump(data))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert any("agent.colour" in line for line in lines) and any("mqtt.port" in line for line in lines)
+
+
+def test_good_config_prints_ok(tmp_path: Path) -> None:
+    result = run_check(tmp_path, yaml.safe_dump(GOOD))
+    assert (result.returncode, result.stdout) == (0, "ok\n")
+
+
+def test_shipped_configs_are_valid(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    config = parse_config(yaml.safe_load((root / "configs" / "example.yaml").read_text()))
+    assert config.cameras["north"].privacy_masks[0].w == 0.25
+    demo = parse_config(yaml.safe_load((root / "configs" / "demo.yaml").read_text()))
+    assert demo.cameras
+
+
+def test_secret_read_from_systemd_credentials_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "mqtt").write_text("s3cret\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(with_change("mqtt.password_file", "mqtt")))
+    config = load_config(config_file)
+    assert str(config.mqtt.password_file) == "mqtt"
+
+
+def test_secret_from_missing_environment_variable_is_an_error(tmp_path: Path) -> None:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(with_change("mqtt.password_env", "EDGEAGENT_TEST_UNSET_VARIABLE")))
+    with pytest.raises(ConfigError, match="EDGEAGENT_TEST_UNSET_VARIABLE"):
+        load_config(config_file)
+
+
+def test_urls_are_redacted_and_passwords_escaped() -> None:
+    assert redact_url("rtsp://viewer:p@ss@10.0.0.1:554/s") == "rtsp://viewer:***@10.0.0.1:554/s"
+    assert redact_url("rtsp://10.0.0.1/s") == "rtsp://10.0.0.1/s"
+    from pydantic import SecretStr
+
+    url = url_with_password("rtsp://viewer@10.0.0.1/s", SecretStr("a:b@c/d"))
+    assert url == "rtsp://viewer:a%3Ab%40c%2Fd@10.0.0.1/s"
