@@ -50,6 +50,7 @@ class MqttPublisher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self.connected = False
+        self._stopping = False
         self.connects = 0
         self.last_error: str | None = None
 
@@ -99,6 +100,7 @@ class MqttPublisher:
         if client is None:
             return
         self._states[self.availability_topic] = _State(OFFLINE, True, 1)
+        self._stopping = True
         if self.connected:
             info = client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
             try:
@@ -146,7 +148,7 @@ class MqttPublisher:
             client.publish(topic, state.payload, qos=state.qos, retain=state.retain)
 
     def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
-        if self.connected:
+        if self.connected and not self._stopping:
             log.warning("mqtt: disconnected (%s); reconnecting", reason_code)
         self.connected = False
         if reason_code.is_failure:
