@@ -43,6 +43,8 @@ def camera_health(
         "stalls_total": source.stalls_total,
         "drops": hub.drops_by_consumer(),
         "last_error": source.last_error,
+        "failures_in_row": source.failures_in_row,
+        "retry_in_s": _round(max(0.0, source.retry_at - time.monotonic())) if source.retry_at and not online else None,
         "snapshots": {"made": snapshotter.made, "failures": snapshotter.failures},
     }
     if live is not None:

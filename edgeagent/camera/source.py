@@ -42,13 +42,13 @@ class CameraState(enum.StrEnum):
     OFFLINE = "offline"
 
 
-def backoff_delay(attempt: int, rng: random.Random = random._inst) -> float:  # type: ignore[attr-defined]
+def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     """Seconds to wait before connect attempt ``attempt`` (1-based): 1, 2, 4 ... capped at 30, with jitter.
 
     Jitter spreads the reconnects of a cabinet's cameras after a shared network outage.
     """
     ceiling = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, attempt - 1))
-    return ceiling * rng.uniform(0.75, 1.0)
+    return ceiling * (rng or random).uniform(0.75, 1.0)
 
 
 def _nal_types(data: bytes, codec: str, limit: int = 6) -> list[int]:
@@ -105,6 +105,8 @@ class CameraSource:
         self.state = CameraState.CONNECTING
         self.last_error: str | None = None
         self.connects = 0
+        self.failures_in_row = 0  # connect attempts that failed since the last good connection
+        self.retry_at: float | None = None  # time.monotonic() of the next attempt while offline
         self._reconnect_times: collections.deque[float] = collections.deque()
         self._stall_times: collections.deque[float] = collections.deque()
         self._stalled = False
@@ -184,6 +186,8 @@ class CameraSource:
 
     def _on_connected(self, stream: StreamInfo) -> None:
         self.connects += 1
+        self.failures_in_row = 0
+        self.retry_at = None
         if self.connects > 1:
             self._reconnect_times.append(time.monotonic())
         self._stalled = False
@@ -200,7 +204,11 @@ class CameraSource:
             self.last_error = None
             self._set_state(CameraState.ONLINE)
 
-    def _on_disconnected(self, error: str) -> None:
+    def _on_disconnected(self, error: str, retry_in_s: float | None = None, failed: bool = False) -> None:
+        if failed:
+            self.failures_in_row += 1
+        if retry_in_s is not None:
+            self.retry_at = time.monotonic() + retry_in_s
         self.hub.stream_ended()
         self._set_state(CameraState.OFFLINE, error)
 
@@ -243,20 +251,22 @@ class CameraSource:
         while not self._stopping.is_set():
             self._restart.clear()
             attempt += 1
+            failed = False
             try:
                 self._session()
                 error = "restarted by request" if self._restart.is_set() else "camera ended the stream"
-                attempt = 0  # it was connected: the next try starts from the shortest delay
             except Exception as exc:  # every failure of a camera is survivable
                 error = describe_error(exc)
-                if self._generation_connected:
-                    attempt = 0
+                failed = not self._generation_connected
+            if self._generation_connected:
+                attempt = 1  # it was connected: the next try starts from the shortest delay
             if self._stopping.is_set():
                 break
-            self._call(self._on_disconnected, error)
             if self._restart.is_set():
+                self._call(self._on_disconnected, error, 0.0, False)
                 continue
-            delay = backoff_delay(max(1, attempt))
+            delay = backoff_delay(attempt)
+            self._call(self._on_disconnected, error, delay, failed)
             log.debug("camera %s: next attempt in %.1f s", self.name, delay)
             self._wake.wait(delay)
             self._wake.clear()
