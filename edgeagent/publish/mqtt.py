@@ -107,8 +107,13 @@ class MqttPublisher:
                 await asyncio.to_thread(info.wait_for_publish, timeout_s)
             except (RuntimeError, ValueError) as exc:
                 log.warning("mqtt: could not publish offline before stopping: %s", exc)
-        client.disconnect()
-        await asyncio.to_thread(client.loop_stop)
+
+        def leave() -> None:
+            # Stop the network thread first, so it does not report the socket that disconnect() closes.
+            client.loop_stop()
+            client.disconnect()
+
+        await asyncio.to_thread(leave)
         self._client = None
 
     # -- publishing -------------------------------------------------------------------------------
