@@ -188,6 +188,20 @@ class WebRtcSection(Strict):
     connect_timeout_s: float = Field(default=15, gt=0, le=300)
     transcode_width: int = Field(default=1280, ge=64, le=7680)
     transcode_bitrate_kbps: int = Field(default=2500, ge=100, le=50000)
+    # Pace of the cached GOP sent to a new viewer (its picture at once, then live); 0 sends it unpaced.
+    catch_up_kbps: int = Field(default=25000, ge=0, le=1_000_000)
+
+    @field_validator("host_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for address in value:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"host address must be an IP address ({address!r})") from None
+        return value
 
 
 class Config(Strict):

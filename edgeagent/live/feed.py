@@ -28,6 +28,7 @@ class CameraFeed:
             bitrate_kbps=webrtc.transcode_bitrate_kbps,
             masks=tuple(section.privacy_masks),
         )
+        self.catch_up_bps = webrtc.catch_up_kbps * 1000  # 0: unpaced
         self.viewers = 0
         self.transcoder: SharedTranscoder | None = None
         self.transcoders_started = 0

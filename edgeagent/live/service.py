@@ -44,7 +44,7 @@ class LiveService:
         }
         self._sessions: dict[str, LiveSession] = {}
         self._closed_counters: dict[str, Counter[str]] = {name: Counter() for name in self._feeds}
-        self._last_ttff: dict[str, float] = {}
+        self._latest: dict[str, LiveSession] = {}  # per camera, the last session that showed a picture
         self._timeouts: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Task[bool]] = set()
         self.sessions_started = 0
@@ -133,10 +133,8 @@ class LiveService:
     # -- session events ---------------------------------------------------------------------------
 
     def _first_frame(self, session: LiveSession) -> None:
-        ttff = session.time_to_first_frame_s
-        if ttff is not None:
-            self._last_ttff[session.camera] = ttff
-            log.info("live: session %s: first frame %.3f s after the offer", session.id, ttff)
+        self._latest[session.camera] = session
+        log.info("live: session %s: first frame %.3f s after the offer", session.id, session.time_to_first_frame_s)
 
     def _on_connection_state(self, session: LiveSession) -> None:
         state = session.pc.connectionState
@@ -212,11 +210,13 @@ class LiveService:
         for session in sessions:
             counters.update(session.counters())
         transcoder = feed.transcoder
+        latest = self._latest.get(camera)
         return {
             "viewers": len(sessions),
             "viewers_connected": sum(1 for s in sessions if s.state == SessionState.CONNECTED),
             **{name: counters[name] for name in COUNTERS},
-            "time_to_first_frame_s": self._last_ttff.get(camera),
+            "time_to_first_frame_s": latest.time_to_first_frame_s if latest else None,
+            "time_to_live_s": latest.time_to_live_s if latest else None,
             "transcoding": feed.transcoding,
             "transcoders_started": feed.transcoders_started,
             "transcode": transcoder.stats() if transcoder is not None else None,

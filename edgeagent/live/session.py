@@ -33,6 +33,12 @@ class LiveSession:
         first = self.track.first_frame_at
         return None if first is None else first - self.created_at
 
+    @property
+    def time_to_live_s(self) -> float | None:
+        """From the offer to the end of the cached GOP: the browser shows the live picture from here."""
+        caught_up = self.track.caught_up_at
+        return None if caught_up is None else caught_up - self.created_at
+
     def counters(self) -> dict[str, int]:
         return {
             "bytes_sent": self.track.bytes_sent,
@@ -48,5 +54,7 @@ class LiveSession:
             "state": str(self.state),
             "age_s": round(time.monotonic() - self.created_at, 1),
             "time_to_first_frame_s": self.time_to_first_frame_s,
+            "time_to_live_s": self.time_to_live_s,
+            "catch_up_packets": self.track.catch_up_packets,
             **self.counters(),
         }

@@ -43,6 +43,8 @@ class CameraTrack(MediaStreamTrack):
         self._backlog: collections.deque[Packet] = collections.deque()
         self._seen_dropped = 0
         self._need_keyframe = True
+        self._draining = False
+        self.lag_resyncs = 0
         self._last_stream: object = None
         self._timeline = RtpTimeline()
         self._attached = False
@@ -53,6 +55,10 @@ class CameraTrack(MediaStreamTrack):
         self.skipped = 0  # packets not sent while waiting for a keyframe
         self.dropped_before = 0  # drops of subscriptions this track already left
         self.first_frame_at: float | None = None
+        self.caught_up_at: float | None = None  # the cached GOP is sent: from here on the picture is live
+        self.catch_up_packets = 0
+        self._catch_up_started: float | None = None
+        self._catch_up_bytes = 0
         self.keyframe_requests = 0
 
     # -- lifetime ---------------------------------------------------------------------------------
@@ -87,10 +93,15 @@ class CameraTrack(MediaStreamTrack):
         source = self.feed.source
         # No await between these two lines: the GOP and the live packets join without a gap.
         self._backlog = collections.deque(source.current_gop())
+        # Room for what arrives while the cached GOP is sent (paced at well above the camera's bitrate);
+        # once that is drained, QUEUE_PACKETS is the bound again (see _next).
         self._subscription = source.subscribe(
-            "live", maxsize=QUEUE_PACKETS, from_gop=False, resync_on_drop=False
+            "live", maxsize=QUEUE_PACKETS + len(self._backlog), from_gop=False, resync_on_drop=False
         )
+        self._draining = True
         self._source = source
+        self._catch_up_started = None
+        self._catch_up_bytes = 0
         self._seen_dropped = 0
         self._need_keyframe = True
         self.feed.request_keyframe()
@@ -102,6 +113,20 @@ class CameraTrack(MediaStreamTrack):
             self._subscription = None
         self._backlog.clear()
 
+    async def _pace(self) -> None:
+        """Send the cached GOP at ``catch_up_kbps``: a burst of a whole GOP could overrun a mobile uplink,
+        and aiortc keeps only the last 128 RTP packets for retransmission."""
+        rate = self.feed.catch_up_bps
+        if not rate:
+            if self.catch_up_packets % CATCH_UP_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            return
+        now = time.monotonic()
+        if self._catch_up_started is None:
+            self._catch_up_started = now
+        due = self._catch_up_started + self._catch_up_bytes * 8 / rate
+        await asyncio.sleep(max(0.0, due - now))
+
     async def _next(self) -> tuple[Packet, bool]:
         """The next packet to consider, and whether it comes from the cached GOP."""
         while True:
@@ -111,9 +136,15 @@ class CameraTrack(MediaStreamTrack):
                 self._subscribe()
             assert self._subscription is not None
             if self._backlog:
-                if len(self._backlog) % CATCH_UP_YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
-                return self._backlog.popleft(), True
+                await self._pace()
+                if self._subscription is None or self._source is not self.feed.source or not self._backlog:
+                    continue  # the feed changed while we waited
+                packet = self._backlog.popleft()
+                self._catch_up_bytes += len(packet.data)
+                self.catch_up_packets += 1
+                return packet, True
+            if self.caught_up_at is None:
+                self.caught_up_at = time.monotonic()
             packet = self._subscription.get_nowait() or await self._subscription.get()
             if packet is None:
                 # Our subscription was closed under us (the transcoder stopped): read the feed again.
@@ -122,6 +153,12 @@ class CameraTrack(MediaStreamTrack):
             if self._subscription.dropped != self._seen_dropped:
                 self._seen_dropped = self._subscription.dropped
                 self._need_keyframe = True  # fell behind: the hub dropped part of this GOP
+            backlog = self._subscription.qsize()
+            if self._draining:
+                self._draining = backlog > 1
+            elif backlog > QUEUE_PACKETS and not self._need_keyframe:
+                self._need_keyframe = True  # fell behind: skip to the next keyframe
+                self.lag_resyncs += 1
             return packet, False
 
     async def recv(self) -> av.Packet:

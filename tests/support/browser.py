@@ -251,3 +251,21 @@ def looks_like_smpte(summary: dict[str, Any]) -> bool:
     if len(top) != len(SMPTE_BARS):
         raise ValueError("summarise the picture with cols=7 to compare it with the bars")
     return [lit(colour) for colour in top] == list(SMPTE_BARS) and summary["green"] < 0.3
+
+
+def summarise_rgb(image: Any, rows: int = 4, cols: int = 7) -> dict[str, Any]:
+    """The same summary as PICTURE_JS, for an RGB numpy image (a frame a Python viewer decoded)."""
+    import numpy as np
+
+    height, width = image.shape[:2]
+    cells = []
+    for r in range(rows):
+        row = []
+        for c in range(cols):
+            cell = image[r * height // rows : (r + 1) * height // rows, c * width // cols : (c + 1) * width // cols]
+            row.append([int(v) for v in cell.reshape(-1, 3).mean(axis=0).round()])
+        cells.append(row)
+    pixels = image.reshape(-1, 3).astype(np.int16)
+    black = float(np.mean(np.all(pixels < 24, axis=1)))
+    green = float(np.mean((pixels[:, 1] > 100) & (pixels[:, 0] < 40) & (pixels[:, 2] < 40)))
+    return {"width": width, "height": height, "cells": cells, "black": black, "green": green}
