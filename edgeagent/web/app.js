@@ -134,6 +134,7 @@ class LiveView {
         return;
       }
       this.location = response.headers.get('Location');
+      this.card.root.dataset.session = (this.location || '').split('/').pop();
       await pc.setRemoteDescription({type: 'answer', sdp: body});
     } catch (error) {
       if (generation !== this.generation) return;
@@ -208,6 +209,7 @@ class LiveView {
     this.timer = null;
     if (this.location) deleteSession(this.location);
     this.location = null;
+    delete this.card.root.dataset.session;
     if (this.pc) this.pc.close();
     this.pc = null;
     this.video.srcObject = null;

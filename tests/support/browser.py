@@ -119,11 +119,15 @@ window.__startViewer = async function (id, camera, token) {
 window.__stopViewer = async function (id, token) {
   const viewer = window.__viewers[id];
   if (!viewer) return 0;
+  let status = 0;
+  if (viewer.location) {
+    const response = await fetch(viewer.location,
+                                 {method: 'DELETE', headers: {'Authorization': 'Bearer ' + token}});
+    status = response.status;
+  }
   viewer.pc.close();
-  if (!viewer.location) return 0;
-  const response = await fetch(viewer.location,
-                               {method: 'DELETE', headers: {'Authorization': 'Bearer ' + token}});
-  return response.status;
+  delete window.__viewers[id];
+  return status;
 };
 window.__viewerStats = async function (id) {
   const viewer = window.__viewers[id];
