@@ -93,7 +93,7 @@ def live_launch(a: argparse.Namespace) -> str:
     gop = max(1, round(a.fps * a.gop_s))
     src = (
         f"videotestsrc is-live=true pattern={a.pattern} "
-        f"! video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1 "
+        f"! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
         "! timeoverlay halignment=left valignment=top font-desc=\"Sans 24\" "
     )
     if a.codec == "h264":
@@ -227,18 +227,23 @@ class Clip:
         for i, (data, pts, dts, dur, key) in enumerate(raw):
             if not has_pts:  # raw elementary stream without timing: assume no B-frames
                 pts = dts = i * frame_ns
-            elif not has_dts:
-                dts = pts
             if dur == none or dur == 0:
                 dur = frame_ns
             self.units.append(AccessUnit(data, pts, dts, dur, key))
+        if has_pts and not has_dts:
+            # Some demuxers (Matroska) give PTS only. Decode times are the sorted presentation times,
+            # shifted back by the reordering depth so that DTS <= PTS holds for every unit.
+            ordered = sorted(u.pts for u in self.units)
+            shift = max(0, max(o - u.pts for o, u in zip(ordered, self.units, strict=True)))
+            for o, u in zip(ordered, self.units, strict=True):
+                u.dts = o - shift
         origin = min(self.units[0].dts, min(u.pts for u in self.units))
         for u in self.units:
             u.pts -= origin
             u.dts -= origin
-        last = self.units[-1]
-        # Loop period: the clip's span in decode order plus one frame.
-        self.period = last.dts + last.duration - self.units[0].dts
+        # Loop period: the span of presentation times plus one frame (a whole number of frames).
+        last_pts = max(self.units, key=lambda u: u.pts)
+        self.period = last_pts.pts + last_pts.duration - min(u.pts for u in self.units)
         self.frame_ns = frame_ns
 
     def describe(self) -> str:
@@ -311,6 +316,11 @@ def build_server(a: argparse.Namespace) -> GstRtspServer.RTSPServer:
 
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_shared(True)
+    # A real camera cannot seek. Without this, every PLAY (FFmpeg always sends "Range: npt=0-") does a
+    # flushing seek of the shared pipeline: the running clients see their timestamps jump back and every
+    # late joiner gets a fresh keyframe. Publishing the clock (RFC 7273) makes rtsp-server treat the
+    # media as not seekable and ignore the Range.
+    factory.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
     if a.file:
         clip = Clip(a.file, a.fps)
         log(clip.describe())
@@ -337,8 +347,8 @@ def build_server(a: argparse.Namespace) -> GstRtspServer.RTSPServer:
     if a.user:
         auth = GstRtspServer.RTSPAuth()
         auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
-        token = GstRtspServer.RTSPToken.new_empty()
-        token.get_writable_structure().set_value(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, ROLE)
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, ROLE)
         auth.add_digest(a.user, a.password, token)
         # No default (anonymous) token: every path then answers 401 and clients send credentials.
         server.set_auth(auth)

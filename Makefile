@@ -1,0 +1,28 @@
+# make setup  - install system packages (Debian 12) and the project's .venv, only what is missing
+# make test   - setup, ruff, then the whole test suite (PYTEST_ARGS to narrow it, e.g. PYTEST_ARGS=tests/test_hub.py)
+# make demo   - setup, then a simulated camera, a local broker and the agent (scripts/demo.sh)
+# make bench  - setup, then the benchmarks (python -m benchmarks)
+
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?= tests
+
+.PHONY: setup test lint demo bench clean
+
+setup:
+	@scripts/setup.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: setup
+	scripts/demo.sh
+
+bench: setup
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo-state

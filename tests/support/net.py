@@ -1,0 +1,56 @@
+"""Ports for servers started by tests."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+
+# Below Linux's ephemeral range (32768-60999), so a port handed out here is never taken meanwhile by the
+# source port of some outgoing connection.
+_LOW, _HIGH = 20000, 32000
+_lock = threading.Lock()
+_given: set[int] = set()
+_rng = random.Random()
+
+
+def _bindable(port: int, host: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free now and was not handed out before in this test process."""
+    with _lock:
+        for _ in range(1000):
+            port = _rng.randrange(_LOW, _HIGH)
+            if port in _given or not _bindable(port, host):
+                continue
+            _given.add(port)
+            return port
+    raise RuntimeError("no free port found")
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0, alive=None) -> None:
+    """Wait until something accepts TCP connections on host:port.
+
+    Each refused attempt is followed by a short pause: there is no event for "a foreign process now listens".
+    ``alive`` (a callable) lets the caller stop early when the server process died.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            pass
+        if alive is not None and not alive():
+            raise RuntimeError(f"server for {host}:{port} exited before listening")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+        time.sleep(0.02)
