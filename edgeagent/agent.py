@@ -91,11 +91,14 @@ class Agent:
         payload = json.dumps(self.agent_health.snapshot(cameras), separators=(",", ":"))
         self.mqtt.set_state(self.mqtt.topic("health"), payload, retain=False, qos=0)
 
-    async def _publish_snapshot(self, camera: Camera) -> None:
+    async def _publish_snapshot(self, camera: Camera) -> bool:
         snapshot = await camera.snapshotter.snapshot()
-        if snapshot is None or self.mqtt is None:
-            return
-        self.mqtt.set_state(self.mqtt.topic("cameras", camera.name, "snapshot"), snapshot.jpeg, retain=True, qos=0)
+        if snapshot is None:
+            return False
+        if self.mqtt is not None:
+            topic = self.mqtt.topic("cameras", camera.name, "snapshot")
+            self.mqtt.set_state(topic, snapshot.jpeg, retain=True, qos=0)
+        return True
 
     def _camera_for_command(self, topic: str) -> Camera | None:
         assert self.mqtt is not None
@@ -128,7 +131,15 @@ class Agent:
             await asyncio.sleep(interval_s)
 
     async def _snapshots(self, camera: Camera) -> None:
-        await self._every(camera.section.snapshot.interval_s, lambda: self._publish_snapshot(camera))
+        """A snapshot every interval; until the camera's first keyframe, look again every half second so
+        the first snapshot is out as soon as there is a picture."""
+        while True:
+            published = False
+            try:
+                published = await self._publish_snapshot(camera)
+            except Exception:
+                log.exception("camera %s: snapshot failed", camera.name)
+            await asyncio.sleep(camera.section.snapshot.interval_s if published else 0.5)
 
     async def _watchdog(self, interval_s: float) -> None:
         """WATCHDOG=1 only while the event loop turns promptly: a loop stuck in a blocking call gets the

@@ -116,6 +116,7 @@ class CameraSource:
         self._stopping = threading.Event()
         self._wake = threading.Event()  # interrupts a backoff wait (restart, stop)
         self._restart = threading.Event()
+        self._drop = threading.Event()  # the watchdog found a stall: leave this connection, make a new one
         self._thread: threading.Thread | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,7 +205,11 @@ class CameraSource:
             self.last_error = None
             self._set_state(CameraState.ONLINE)
 
-    def _on_disconnected(self, error: str, retry_in_s: float | None = None, failed: bool = False) -> None:
+    def _on_disconnected(
+        self, error: str, retry_in_s: float | None = None, failed: bool = False, timed_out: bool = False
+    ) -> None:
+        if timed_out and self.state == CameraState.ONLINE and not self._stalled:
+            self._count_stall()  # the demuxer's own read timeout got there before the watchdog
         if failed:
             self.failures_in_row += 1
         if retry_in_s is not None:
@@ -222,10 +227,14 @@ class CameraSource:
                 continue
             age = time.monotonic() - last
             if age > timeout:
-                self._stalled = True
-                self._stall_times.append(time.monotonic())
-                self.stalls_total += 1
+                self._count_stall()
                 self._on_disconnected(f"stalled: no packet for {age:.1f} s")
+
+    def _count_stall(self) -> None:
+        self._stalled = True
+        self._drop.set()
+        self._stall_times.append(time.monotonic())
+        self.stalls_total += 1
 
     def _call(self, callback: Callable[..., None], *args: object) -> None:
         assert self._loop is not None
@@ -236,11 +245,16 @@ class CameraSource:
 
     # -- ingest thread ----------------------------------------------------------------------------
 
+    def _read_timeout_s(self) -> float:
+        # A little longer than the stall timeout: the watchdog names a stall first (with the packet's age),
+        # the read timeout then frees the thread for the next connection.
+        return self.section.stall_timeout_s + 1.0
+
     def _options(self) -> dict[str, str]:
         return {
             "rtsp_transport": self.section.transport,
             # The RTSP demuxer's socket timeout (µs): without it a silent camera blocks forever.
-            "timeout": str(int(self.section.stall_timeout_s * 1_000_000)),
+            "timeout": str(int(self._read_timeout_s() * 1_000_000)),
             "allowed_media_types": "video",
             "analyzeduration": "1000000",
             "probesize": "500000",
@@ -250,14 +264,21 @@ class CameraSource:
         attempt = 0
         while not self._stopping.is_set():
             self._restart.clear()
+            self._drop.clear()
             attempt += 1
-            failed = False
+            failed = timed_out = False
             try:
                 self._session()
-                error = "restarted by request" if self._restart.is_set() else "camera ended the stream"
+                if self._drop.is_set():
+                    error = self.last_error or "stalled"
+                elif self._restart.is_set():
+                    error = "restarted by request"
+                else:
+                    error = "camera ended the stream"
             except Exception as exc:  # every failure of a camera is survivable
                 error = describe_error(exc)
                 failed = not self._generation_connected
+                timed_out = isinstance(exc, TimeoutError | av.error.ExitError)
             if self._generation_connected:
                 attempt = 1  # it was connected: the next try starts from the shortest delay
             if self._stopping.is_set():
@@ -266,7 +287,7 @@ class CameraSource:
                 self._call(self._on_disconnected, error, 0.0, False)
                 continue
             delay = backoff_delay(attempt)
-            self._call(self._on_disconnected, error, delay, failed)
+            self._call(self._on_disconnected, error, delay, failed, timed_out)
             log.debug("camera %s: next attempt in %.1f s", self.name, delay)
             self._wake.wait(delay)
             self._wake.clear()
@@ -277,7 +298,7 @@ class CameraSource:
         container = av.open(
             self._url,
             options=self._options(),
-            timeout=(self.section.open_timeout_s, self.section.stall_timeout_s),
+            timeout=(self.section.open_timeout_s, self._read_timeout_s()),
         )
         try:
             if not container.streams.video:
@@ -299,7 +320,7 @@ class CameraSource:
             self._generation_connected = True
             self._call(self._on_connected, stream)
             for av_packet in container.demux(video):
-                if self._stopping.is_set() or self._restart.is_set():
+                if self._stopping.is_set() or self._restart.is_set() or self._drop.is_set():
                     return
                 if av_packet.size == 0:
                     continue  # the demuxer's end-of-stream marker
