@@ -97,8 +97,8 @@ def run_frigate(settings: Settings, sim: Simulator, count: int, width: int, heig
 def run(settings: Settings) -> dict[str, Any]:
     clip = camera_clip(settings, "h264")
     path = clip.make(settings)
-    counts = (1, 2) if settings.quick else (1, 4, 8, 16, 32)
-    frigate_max = 2 if settings.quick else FRIGATE_MAX
+    counts = (1,) if settings.quick else (1, 4, 8, 16, 32)
+    frigate_max = 1 if settings.quick else FRIGATE_MAX
     methods = ("agent", "copy", "frigate")
     raw: dict[str, dict[int, list[dict[str, Any]]]] = {m: {k: [] for k in counts} for m in methods}
     reps = max(1, settings.reps)

@@ -340,6 +340,7 @@ class Agent:
         max_viewers: int = 64,
         module: str = "edgeagent",
         extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.cameras = cameras
@@ -348,6 +349,7 @@ class Agent:
         self.max_viewers = max_viewers
         self.module = module
         self.extra_args = extra_args or []
+        self.env = env or {}
         self.workdir = Path(tempfile.mkdtemp(prefix="edgeagent-bench-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -383,7 +385,7 @@ class Agent:
         log = open(self.workdir / "agent.log", "w")  # noqa: SIM115 - lives as long as the agent
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            argv, cwd=ROOT, env=python_env(), stdout=log, stderr=subprocess.STDOUT, text=True,
+            argv, cwd=ROOT, env={**python_env(), **self.env}, stdout=log, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )
         if wait_online:
@@ -425,6 +427,46 @@ class Agent:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ProbedAgent(Agent):
+    """The agent run under ``benchmarks.probed_agent``: latency probes, an optional decode load."""
+
+    def __init__(self, settings: Settings, cameras: dict[str, str], env: dict[str, str] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(settings, cameras, module="benchmarks.probed_agent", **kwargs)
+        self.out = self.workdir / "probe.json"
+        self.env = {"BENCH_PROBE_OUT": str(self.out), **(env or {})}
+        self._seq = 0
+
+    def mark(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGUSR1)
+
+    def read(self) -> dict[str, Any]:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGUSR2)
+        self._seq += 1
+
+        def written() -> dict[str, Any] | None:
+            try:
+                document = json.loads(self.out.read_text())
+            except (OSError, ValueError):
+                return None
+            return document if document["seq"] >= self._seq else None
+
+        return wait_until(written, 10, "the probe's figures", 0.02)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0–100) by linear interpolation, or None for no values."""
+    if not values:
+        return None
+    items = sorted(values)
+    position = (len(items) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(items) - 1)
+    return items[low] + (items[high] - items[low]) * (position - low)
 
 
 @contextlib.contextmanager

@@ -48,7 +48,8 @@ def main() -> None:
     lock = threading.Lock()
     threads = []
     for index, url in enumerate(args.urls):
-        process = subprocess.Popen(ffmpeg_argv(url, args.fps), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(ffmpeg_argv(url, args.fps), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
         thread = threading.Thread(target=read, args=(index, process, args.width, args.height, lock), daemon=True)
         thread.start()
         threads.append(thread)

@@ -1,0 +1,165 @@
+"""RESULTS.md and the plot, from the stored results of every benchmark (``results.json``).
+
+Each run updates the benchmarks it ran and keeps the others, so the hour-long soak and a re-run of a single
+benchmark land in the same report. The hand-written analysis (why a target was missed, what was found by
+profiling, what fix is proposed) lives in ``benchmarks/FINDINGS.md`` and is included as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import BENCH, fmt
+
+ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "soak"]
+FINDINGS = BENCH / "FINDINGS.md"
+
+
+def load(path: Path) -> dict[str, Any]:
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"benchmarks": {}, "machine": {}, "commands": []}
+
+
+def merge(path: Path, results: list[dict[str, Any]], machine: dict[str, str], commands: list[str],
+          argv: list[str], quick: bool) -> dict[str, Any]:
+    store = load(path)
+    if store.get("quick") != quick:  # never mix tiny sizes with real ones
+        store = {"benchmarks": {}, "machine": {}, "commands": []}
+    store["quick"] = quick
+    store["machine"] = machine
+    when = time.strftime("%Y-%m-%d %H:%M %Z")
+    for result in results:
+        store["benchmarks"][result["name"]] = {**result, "ran_at": when, "argv": argv}
+    store["commands"] = list(dict.fromkeys([*store.get("commands", []), *commands]))
+    path.write_text(json.dumps(store, indent=1, default=str))
+    return store
+
+
+def _headline(result: dict[str, Any]) -> str:
+    data = result.get("data")
+    name = result["name"]
+    try:
+        if name == "decode":
+            return "; ".join(f"{d['codec'].upper()} ×{d['threads']} thread(s): {fmt(d['ratio'], 2)}" for d in data)
+        if name == "cameras":
+            last = data["series"][-1]
+            return (f"{fmt(last['agent_per_camera'], 2)} % of a core per camera at {last['cameras']} cameras "
+                    f"(ffmpeg -c copy: {fmt(last['copy']['median'] / last['cameras'], 2)} %)")
+        if name == "viewers":
+            last = data["series"][-1]
+            return (f"{fmt(last['agent_per_viewer'], 2)} % per viewer at {last['viewers']} viewers; "
+                    f"agent {fmt(last['agent']['median'])} % vs stock {fmt(last['stock']['median'])} %")
+        if name == "ttff":
+            return "; ".join(f"GOP {d['gop_s']:g} s: agent {fmt(d['agent']['median'], 2)} s (worst "
+                             f"{fmt(d['agent']['max'], 2)}), stock {fmt(d['stock']['median'], 2)} s" for d in data)
+        if name == "latency":
+            return "; ".join(f"{d['viewers']} viewer(s): p50 {fmt(d['last_p50_ms'], 1)} ms, p99 "
+                             f"{fmt(d['last_p99_ms'], 1)} ms" for d in data)
+        if name == "gil":
+            return "; ".join(f"{d['variant']}: {fmt(d['ratio'], 2)}" for d in data)
+        if name == "memory":
+            return f"RSS {result['tables'][0]['rows'][-1][1]} MB"
+        if name == "soak":
+            return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
+    except (KeyError, TypeError, IndexError, ZeroDivisionError):
+        pass
+    return ""
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "–"}[met]
+
+
+def _table(table: dict[str, Any]) -> list[str]:
+    lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in table["rows"]]
+    return lines
+
+
+def write_markdown(store: dict[str, Any], out: Path, plot_name: str | None) -> None:
+    benchmarks = store["benchmarks"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Made by `python -m benchmarks` (see `benchmarks/__main__.py`); edgeagent's hot path measured side by side "
+        "with FFmpeg and stock aiortc, in the same run, interleaved. Figures are the median with (min–max) over the "
+        "repetitions; CPU is a process's user + system time over wall time, 100 % = one core.",
+        "",
+    ]
+    if store.get("quick"):
+        lines += ["**Quick mode: tiny sizes, for checking that the benchmarks run. These figures mean nothing.**", ""]
+    lines += ["## Machine", "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in store["machine"].items()]
+    lines += ["", "## Summary", "", "| benchmark | target | result | headline | run |", "|---|---|---|---|---|"]
+    for name in ORDER:
+        if name in benchmarks:
+            r = benchmarks[name]
+            lines.append(f"| {r['title']} | {r['target']} | {_verdict(r['met'])} | {_headline(r)} | {r['ran_at']} |")
+        else:
+            how = "`python -m benchmarks --soak`" if name == "soak" else f"`python -m benchmarks --only {name}`"
+            lines.append(f"| {name} | | not run | run it with {how} | |")
+    if plot_name:
+        lines += ["", f"![CPU against cameras and viewers]({plot_name})"]
+    for name in ORDER:
+        if name not in benchmarks:
+            continue
+        r = benchmarks[name]
+        lines += ["", f"## {r['title']}", "", f"Target: {r['target']}. Result: {_verdict(r['met'])}.", ""]
+        for table in r["tables"]:
+            lines += _table(table) + [""]
+        lines += [f"- {note}" for note in r.get("notes", [])]
+        lines += [f"- Run {r['ran_at']} with `{' '.join(r['argv'])}`."]
+    if FINDINGS.exists() and not store.get("quick"):
+        lines += ["", FINDINGS.read_text().strip()]
+    lines += ["", "## Commands", "", "Every external command the benchmarks ran (ports and temporary paths vary):", ""]
+    lines += ["```"] + store["commands"] + ["```", ""]
+    out.write_text("\n".join(lines))
+
+
+def write_plot(store: dict[str, Any], out: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benchmarks = store["benchmarks"]
+    panels = [name for name in ("cameras", "viewers", "soak") if name in benchmarks]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, name in zip(axes[0], panels, strict=True):
+        data = benchmarks[name]["data"]
+        if name == "soak":
+            t = [p[0] / 60 for p in data["series"]]
+            ax.plot(t, [p[1] for p in data["series"]], label="agent RSS")
+            for restart in data["restarts"]:
+                ax.axvline(restart / 60, color="grey", alpha=0.2)
+            ax.set(xlabel="minutes (grey: camera restarts)", ylabel="RSS MB", title="Memory soak")
+            ax.legend()
+            continue
+        key = "cameras" if name == "cameras" else "viewers"
+        lines = {"cameras": [("agent", "edgeagent"), ("copy", "ffmpeg -c copy, one per camera"),
+                             ("frigate", "Frigate-style decode at 5 fps")],
+                 "viewers": [("agent", "edgeagent passthrough"), ("stock", "stock aiortc (MediaPlayer + MediaRelay)"),
+                             ("clients_agent", "viewer clients (agent run)")]}[name]
+        for series_key, label in lines:
+            points = [(p[key], p[series_key]) for p in data["series"] if p[series_key] and p[series_key]["n"]]
+            if not points:
+                continue
+            x = [p[0] for p in points]
+            med = [p[1]["median"] for p in points]
+            err = [[m - p[1]["min"] for m, p in zip(med, points, strict=True)],
+                   [p[1]["max"] - m for m, p in zip(med, points, strict=True)]]
+            ax.errorbar(x, med, yerr=err, marker="o", capsize=3, label=label)
+        ax.set(xlabel=f"{key} (1080p30 H.264, 4 Mbit/s)" if not store.get("quick") else key,
+               ylabel="CPU % of one core", title=f"CPU against {key}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return True
