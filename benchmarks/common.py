@@ -519,6 +519,7 @@ def machine_info() -> dict[str, str]:
         "ffmpeg": _first_line(["ffmpeg", "-version"]).split(" Copyright")[0],
         "gstreamer": _first_line(["gst-launch-1.0", "--version"]),
         "mosquitto": "present" if have_mosquitto() else "absent",
+        "edgeagent commit": _first_line(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]),
     }
 
 
