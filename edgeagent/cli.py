@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from edgeagent import __version__, logs
-from edgeagent.config import CameraSection, ConfigError, load_config, read_secret
+from edgeagent.config import CameraSection, ConfigError, format_validation_error, load_config, read_secret
 
 EXIT_CONFIG = 2
 SIMULATOR = Path(__file__).resolve().parent / "simulator" / "rtsp_camera.py"
@@ -60,8 +62,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     try:
         section = CameraSection(url=args.url, transport=args.transport, password_env=args.password_env)
         password = read_secret(None, args.password_env, "password") if args.password_env in os.environ else None
-    except (ConfigError, ValueError) as exc:
-        print(f"probe: {str(exc).splitlines()[-1].strip()}", file=sys.stderr)
+    except ValidationError as exc:
+        for line in format_validation_error(exc):
+            print(f"probe: {line}", file=sys.stderr)
         return EXIT_CONFIG
 
     async def probe() -> int:
