@@ -92,6 +92,10 @@ async def _auth_and_headers(
     return response
 
 
+async def _hide_versions(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = "edgeagent"
+
+
 async def _healthz(request: web.Request) -> web.Response:
     ok = request.app[READY_KEY]()
     return web.Response(status=200 if ok else 503, text="ok\n" if ok else "degraded\n")
@@ -138,6 +142,7 @@ def make_app(
     app[HEALTH_KEY] = health
     app[METRICS_KEY] = metrics
     app[READY_KEY] = ready
+    app.on_response_prepare.append(_hide_versions)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/cameras", _cameras)
