@@ -13,12 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from edgeagent import systemd
 from edgeagent.camera.camera import Camera
 from edgeagent.camera.source import CameraSource
 from edgeagent.config import Config, read_secret
 from edgeagent.health import AgentHealth
+from edgeagent.live.service import LiveService
+from edgeagent.live.signaling import handle_mqtt_offer
+from edgeagent.live.whep import add_routes as add_whep_routes
 from edgeagent.publish import metrics
 from edgeagent.publish.http import load_or_create_token, make_app, ssl_context
 from edgeagent.publish.mqtt import MqttPublisher
@@ -42,7 +46,7 @@ class Agent:
             password = read_secret(config.mqtt.password_file, config.mqtt.password_env, "mqtt.password_file")
             self.mqtt = MqttPublisher(config.mqtt, password, config.agent.id)
         self.agent_health = AgentHealth(config.agent.state_dir)
-        self.live: Any = None
+        self.live: LiveService | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -158,9 +162,8 @@ class Agent:
 
     # -- lifetime ---------------------------------------------------------------------------------
 
-    async def _start_http(self) -> None:
+    async def _start_http(self, token: SecretStr) -> None:
         section = self.config.http
-        token = load_or_create_token(section, self.config.agent.state_dir)
         collector = metrics.AgentCollector(
             self.cameras,
             live_stats=(lambda name: self.live_stats(name) or {}),
@@ -171,9 +174,7 @@ class Agent:
             self.cameras, token, self.cameras_document, lambda: metrics.render(registry), self.healthy
         )
         if self.live is not None:
-            from edgeagent.live.whep import add_routes
-
-            add_routes(app, self.live)
+            add_whep_routes(app, self.live)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, section.host, section.port, ssl_context=ssl_context(section))
@@ -182,13 +183,9 @@ class Agent:
         log.info("http: listening on %s://%s", scheme, section.listen)
 
     def _start_live(self) -> None:
-        from edgeagent.live.service import LiveService
-
         hubs = {name: camera.hub for name, camera in self.cameras.items()}
         self.live = LiveService(self.config.webrtc, dict(self.config.cameras), hubs)
         if self.mqtt is not None:
-            from edgeagent.live.signaling import handle_mqtt_offer
-
             mqtt = self.mqtt
             live = self.live
 
@@ -206,8 +203,12 @@ class Agent:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
+        # What can fail at start (a full disk, a taken port) fails first, before anything is announced.
         state_dir = self.config.agent.state_dir
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        token = load_or_create_token(self.config.http, state_dir)
+        self._start_live()
+        await self._start_http(token)
 
         if self.mqtt is not None:
             mqtt = self.mqtt
@@ -216,12 +217,10 @@ class Agent:
             mqtt.subscribe(mqtt.topic("cameras", "+", "snapshot", "request"), self._on_snapshot_request)
             mqtt.subscribe(mqtt.topic("cameras", "+", "restart"), self._on_restart)
             mqtt.start()
-        self._start_live_if_available()
         for camera in self.cameras.values():
             camera.source.on_state_change(self._publish_camera_state)
             camera.start()
             self._spawn(self._snapshots(camera), f"snapshots-{camera.name}")
-        await self._start_http()
         self._spawn(self._every(self.config.agent.health_interval_s, self._publish_health), "health")
         watchdog = systemd.watchdog_interval_s()
         if watchdog:
@@ -231,13 +230,6 @@ class Agent:
 
         await self._stop.wait()
         await self.shutdown()
-
-    def _start_live_if_available(self) -> None:
-        try:
-            import edgeagent.live.service  # noqa: F401
-        except ImportError:
-            return
-        self._start_live()
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -52,6 +52,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _config_errors(exc, args.config)
         return EXIT_CONFIG
+    except OSError as exc:  # a full disk, a taken port: say which, in one line
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"edgeagent: cannot start: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -55,12 +55,24 @@ def load_or_create_token(section: HttpSection, state_dir: Path) -> SecretStr:
         return token
     path = state_dir / "http-token"
     if path.exists():
-        return SecretStr(path.read_text().strip())
+        stored = path.read_text().strip()
+        if len(stored) >= 16:
+            return SecretStr(stored)
+        log.warning("http: %s holds no usable token; making a new one", path)
     state_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(token + "\n")
+    # Written beside and renamed into place: a full disk leaves no half-written token behind.
+    partial = path.with_name(path.name + ".partial")
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(token + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     log.info("http: no token_file configured; made a random API token, stored in %s (mode 0600)", path)
     return SecretStr(token)
 
