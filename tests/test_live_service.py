@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
 
 from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.source import CameraSource
@@ -24,6 +25,7 @@ from edgeagent.config import CameraSection, WebRtcSection
 from edgeagent.live.errors import LiveError
 from edgeagent.live.service import LiveService
 from edgeagent.live.signaling import handle_mqtt_offer
+from edgeagent.live.transcode import MIN_FORCED_KEYFRAME_INTERVAL_S
 from edgeagent.live.whep import add_routes
 from tests.support.browser import lit, looks_like_smpte
 from tests.support.camera import Camera
@@ -173,6 +175,17 @@ async def test_an_h265_camera_is_transcoded_once_for_two_viewers(cameras, rig_fa
     assert stats["transcode"]["encoders_opened"] == 1
     assert stats["transcode"]["keyframes_forced"] >= 1  # a keyframe when a viewer joins
     assert rig.service.totals()["transcoders"] == 1
+
+    # A browser's picture-loss indication reaches the one encoder: a keyframe for everybody.
+    forced = stats["transcode"]["keyframes_forced"]
+    await asyncio.sleep(MIN_FORCED_KEYFRAME_INTERVAL_S)  # the encoder grants one forced keyframe per interval
+    session = rig.service.sessions("hevc")[0]
+    sender = session.pc.getTransceivers()[0].sender
+    await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc))
+    await until(
+        lambda: rig.service.camera_stats("hevc")["transcode"]["keyframes_forced"] > forced, 2, "a forced keyframe"
+    )
+    assert rig.service.camera_stats("hevc")["keyframe_requests"] >= 1
 
     for session in rig.service.sessions("hevc"):
         await rig.service.close_session(session.id)
