@@ -301,6 +301,7 @@ class CameraCard {
     this.setMessage('');
     this.lastSnapshot = -Infinity;  // the picture under the video is old: fetch a fresh one now
     this.render();
+    this.refreshSnapshot().catch(() => {});
     updateStopAll();
   }
 
@@ -383,6 +384,8 @@ class CameraCard {
       this.snapshotUrl = url;
       this.img.src = url;
       this.img.hidden = false;
+      this.snapshotTime = new Date();
+      if (!this.live) this.setMessage(`Picture of ${formatTime(this.snapshotTime)}`);
       this.root.dataset.hasPicture = 'yes';
       if (old) URL.revokeObjectURL(old);
     } catch (error) {
