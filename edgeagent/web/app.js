@@ -37,7 +37,6 @@ const api = {
 const cards = new Map();   // camera name -> CameraCard
 let polling = null;
 let lastOk = 0;
-let failures = 0;
 
 function setConnection(text, state = 'ok') {
   const element = $('#connection');
@@ -404,10 +403,13 @@ function updateStopAll() {
 
 // -- polling ----------------------------------------------------------------------------------------
 
+let pollInFlight = false;
+
 async function poll() {
+  if (pollInFlight) return;  // a slow agent must not pile requests up
+  pollInFlight = true;
   try {
     const document_ = await api.get('/cameras');
-    failures = 0;
     lastOk = Date.now();
     $('#agent-id').textContent = document_.agent || '';
     document.title = `Cameras · ${document_.agent || 'edgeagent'}`;
@@ -437,9 +439,10 @@ async function poll() {
       signOut('The token was not accepted.');
       return;
     }
-    failures++;
     const since = lastOk ? ` since ${formatTime(new Date(lastOk))}` : '';
     setConnection(`Agent unreachable${since} — retrying…`, 'error');
+  } finally {
+    pollInFlight = false;
   }
 }
 
