@@ -228,7 +228,7 @@ def test_file_mode_loops_in_real_time(camera_factory, clips, clip: str, codec: s
         running = max(running, p)
     # Paced in real time: FFmpeg's probe buffers about 1 s at open, the rest arrives at 25 fps.
     wall = r.last_packet_t - r.first_packet_t
-    assert r.span_s - 1.6 <= wall <= r.span_s + 0.5, (wall, r.span_s)
+    assert r.span_s - 1.6 <= wall <= r.span_s + 2.0, (wall, r.span_s)
 
 
 def test_restart_on_same_port_and_clean_exit(camera_factory) -> None:

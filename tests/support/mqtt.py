@@ -115,19 +115,23 @@ class MqttWatcher:
         self.client.connect(self.broker.host, self.port, keepalive=30)
         self.client.loop_start()
         deadline = time.monotonic() + self.connect_timeout
+        failure: BaseException | None = None
         with self._cond:
             while not self._subscribed:
                 rc = self._connect_rc
                 if rc is not None and rc.is_failure:
-                    self.client.loop_stop()
-                    raise ConnectionError(f"MQTT connect refused: {rc}")
-                if self._disconnects:
-                    self.client.loop_stop()
-                    raise ConnectionError("MQTT connection dropped before the subscription was acknowledged")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no SUBACK for {self.topic_filter!r} in {self.connect_timeout} s")
+                    failure = ConnectionError(f"MQTT connect refused: {rc}")
+                elif self._disconnects:
+                    failure = ConnectionError("MQTT connection dropped before the subscription was acknowledged")
+                elif (remaining := deadline - time.monotonic()) <= 0:
+                    failure = TimeoutError(f"no SUBACK for {self.topic_filter!r} in {self.connect_timeout} s")
+                if failure is not None:
+                    break
                 self._cond.wait(remaining)
+        if failure is not None:
+            # Outside the lock: the network thread may be waiting for it in a callback.
+            self.close()
+            raise failure
         return self
 
     def wait_subscribed(self, timeout: float = 15.0) -> None:
@@ -141,10 +145,12 @@ class MqttWatcher:
                 self._cond.wait(remaining)
 
     def close(self) -> None:
+        """Stop the network thread first, then disconnect (no reconnect attempts in between)."""
+        self.client.loop_stop()
         try:
             self.client.disconnect()
-        finally:
-            self.client.loop_stop()
+        except Exception:
+            pass
 
     def __enter__(self) -> MqttWatcher:
         return self.start()
