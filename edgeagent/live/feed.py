@@ -33,6 +33,7 @@ class CameraFeed:
         self.transcoder: SharedTranscoder | None = None
         self.transcoders_started = 0
         self.keyframe_requests = 0
+        self.reordered = False  # the camera sends B-frames: browsers cannot play them as they come
         self._stopping: set[asyncio.Task[None]] = set()
         hub.on_stream_change(self._on_stream_change)
 
@@ -46,10 +47,20 @@ class CameraFeed:
         return self.transcoder is not None
 
     def wants_transcode(self, stream: StreamInfo | None = None) -> bool:
-        if self.section.privacy_masks or not self.section.live.passthrough:
+        if self.section.privacy_masks or not self.section.live.passthrough or self.reordered:
             return True
         stream = stream or self.hub.stream
         return stream is not None and stream.codec != "h264"
+
+    def report_reordering(self) -> None:
+        """A viewer's track found B-slices. WebRTC receivers expect frames in presentation order, so this
+        camera's viewers move to the shared transcode (for good: a camera's encoder settings rarely
+        change)."""
+        if not self.reordered:
+            self.reordered = True
+            log.warning("camera %s sends B-frames; its live view is transcoded from now on", self.camera)
+            if self.viewers:
+                self._apply(True)
 
     # -- viewers ----------------------------------------------------------------------------------
 

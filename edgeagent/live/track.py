@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from edgeagent.camera.hub import CameraHub, Subscription
 from edgeagent.camera.packet import Packet
 from edgeagent.live.feed import CameraFeed
+from edgeagent.live.h264 import has_b_slice
 from edgeagent.live.timeline import CLOCK_RATE, RtpTimeline
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,10 @@ class CameraTrack(MediaStreamTrack):
                     continue
                 self._need_keyframe = False
                 self._last_stream = packet.stream
+            if not packet.keyframe and self._source is self.feed.hub and has_b_slice(packet.data):
+                self.feed.report_reordering()  # B-frames: the feed switches to the shared transcoder
+                self.skipped += 1
+                continue
             now = time.monotonic()
             out = av.Packet(packet.data)
             out.pts = self._timeline.stamp(packet, now, catch_up)
