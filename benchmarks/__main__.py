@@ -12,6 +12,7 @@ simulator), and mosquitto if the cameras benchmark is to publish on MQTT as the 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import traceback
@@ -51,6 +52,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (and SIGINT, which a background job may have ignored) unwind through every ``with``, so the
+    # simulators, agents and clients this run started are stopped too.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: sys.exit(143))
     quick = args.quick
     settings = Settings(
         quick=quick,

@@ -10,6 +10,11 @@ Nothing of the agent is replaced; two probes are wrapped around it in this proce
   (``thread_count = 1``, every frame), in a thread of the agent process (``BENCH_DECODE_MODE=thread``) or
   in a worker process (``process``); ``BENCH_SWITCH_INTERVAL`` sets ``sys.setswitchinterval``.
 
+One proposed core change can be tried without editing the core: ``BENCH_NO_READ_TIMEOUT=1`` opens the
+cameras with PyAV's open timeout only (``timeout=(open_s, None)``). PyAV's interrupt callback takes the GIL
+on every check FFmpeg makes while a read timeout is set (several per RTP packet); the RTSP demuxer's own
+``timeout`` option, which the source also sets, still bounds every read.
+
 Signals: SIGUSR1 starts a measurement window; SIGUSR2 writes what was measured since to ``BENCH_PROBE_OUT``
 (JSON, replaced atomically, with an increasing ``seq``).
 
@@ -140,8 +145,23 @@ class DecodeLoad:
         self.stop.set()
 
 
+def drop_pyav_read_timeout() -> None:
+    from edgeagent.camera import source
+
+    real_open = av.open
+
+    def open_without_read_timeout(*args: Any, timeout: Any = None, **kwargs: Any) -> Any:
+        if isinstance(timeout, tuple):
+            timeout = (timeout[0], None)
+        return real_open(*args, timeout=timeout, **kwargs)
+
+    source.av.open = open_without_read_timeout  # type: ignore[assignment]
+
+
 def main() -> int:
     out = os.environ["BENCH_PROBE_OUT"]
+    if os.environ.get("BENCH_NO_READ_TIMEOUT"):
+        drop_pyav_read_timeout()
     interval = os.environ.get("BENCH_SWITCH_INTERVAL")
     if interval:
         sys.setswitchinterval(float(interval))

@@ -142,12 +142,13 @@ def write_plot(store: dict[str, Any], out: Path) -> bool:
             ax.legend()
             continue
         key = "cameras" if name == "cameras" else "viewers"
-        lines = {"cameras": [("agent", "edgeagent"), ("copy", "ffmpeg -c copy, one per camera"),
+        lines = {"cameras": [("agent", "edgeagent"), ("agent_fix", "edgeagent, PyAV read timeout dropped (proposed)"),
+                             ("copy", "ffmpeg -c copy, one per camera"),
                              ("frigate", "Frigate-style decode at 5 fps")],
                  "viewers": [("agent", "edgeagent passthrough"), ("stock", "stock aiortc (MediaPlayer + MediaRelay)"),
                              ("clients_agent", "viewer clients (agent run)")]}[name]
         for series_key, label in lines:
-            points = [(p[key], p[series_key]) for p in data["series"] if p[series_key] and p[series_key]["n"]]
+            points = [(p[key], p[series_key]) for p in data["series"] if p.get(series_key) and p[series_key]["n"]]
             if not points:
                 continue
             x = [p[0] for p in points]
