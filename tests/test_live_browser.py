@@ -135,8 +135,14 @@ def wait_frames(driver: Any, viewer: str, count: int, timeout: float) -> int:
 def frame_rate(driver: Any, viewer: str, count: int = 50) -> float:
     start = frames(driver, viewer)
     started = time.monotonic()
-    wait_frames(driver, viewer, start + count, count / FPS * 3)
+    wait_frames(driver, viewer, start + count, max(3.0, count / FPS * 3))
     return count / (time.monotonic() - started)
+
+
+def steady_frame_rate(driver: Any, viewer: str, count: int = 50) -> float:
+    """The frame rate once any backlog (a cached GOP still being decoded) is behind the viewer."""
+    wait_until(lambda: frame_rate(driver, viewer, 10) < 1.5 * FPS, 10, f"a steady frame rate on {viewer}")
+    return frame_rate(driver, viewer, count)
 
 
 # -- the operator page ------------------------------------------------------------------------------
@@ -187,10 +193,13 @@ def test_operator_page_lists_the_cameras_and_plays_live_video_on_a_click(browser
     assert watch.get_attribute("aria-pressed") == "true"
     assert driver.find_element(By.CSS_SELECTOR, f"{card} .badge").text == "LIVE"
 
-    start = presented_frames(driver, f"{card} video")
-    started = time.monotonic()
-    wait_until(lambda: presented_frames(driver, f"{card} video") >= start + 50, 6, "frames presented")
-    assert 50 / (time.monotonic() - started) == pytest.approx(FPS, rel=0.3)
+    def presented_rate(count: int) -> float:
+        start, started = presented_frames(driver, f"{card} video"), time.monotonic()
+        wait_until(lambda: presented_frames(driver, f"{card} video") >= start + count, 6, "frames presented")
+        return count / (time.monotonic() - started)
+
+    wait_until(lambda: presented_rate(10) < 1.5 * FPS, 10, "a steady frame rate")
+    assert presented_rate(50) == pytest.approx(FPS, rel=0.3)
     shot = picture(driver, f"{card} video")
     assert looks_like_smpte(shot), shot
 
@@ -259,9 +268,7 @@ def test_a_second_viewer_mid_gop_sees_a_picture_long_before_the_next_keyframe(pa
     assert viewer_stats(page, "first")["keyFramesDecoded"] == 2, "no new keyframe came meanwhile: the GOP start did it"
     assert looks_like_smpte(picture(page, "#viewer-second"))
     # Once the agent has sent the cached GOP (the browser decodes it in a blink), frames come at the camera's pace.
-    wait_until(lambda: cabinet.live("slow")["time_to_live_s"], 5, "the cached GOP sent")
-    wait_until(lambda: frame_rate(page, "second", 10) < 2 * FPS, 5, "the catch-up decoded")
-    assert frame_rate(page, "second") == pytest.approx(FPS, rel=0.3)
+    assert steady_frame_rate(page, "second") == pytest.approx(FPS, rel=0.3)
 
 
 def test_an_h265_camera_plays_through_one_shared_transcode_for_two_viewers(page, cabinet):
@@ -270,7 +277,7 @@ def test_an_h265_camera_plays_through_one_shared_transcode_for_two_viewers(page,
     for viewer in ("a", "b"):
         wait_frames(page, viewer, 25, 10)
         assert looks_like_smpte(picture(page, f"#viewer-{viewer}"))
-    assert frame_rate(page, "a") == pytest.approx(FPS, rel=0.3)
+    assert steady_frame_rate(page, "a") == pytest.approx(FPS, rel=0.3)
     live = cabinet.live("hevc")
     assert live["viewers"] == 2 and live["transcoding"] is True
     assert live["transcode"]["encoders_opened"] == 1
