@@ -19,7 +19,8 @@ LIVE_KEY = web.AppKey("live", LiveService)
 
 
 def _refusal(status: int, reason: str) -> web.Response:
-    return web.Response(status=status, text=reason + "\n", content_type="text/plain")
+    headers = {"Retry-After": "5"} if status == 503 else None  # a viewer may leave soon
+    return web.Response(status=status, text=reason + "\n", content_type="text/plain", headers=headers)
 
 
 async def post_offer(request: web.Request) -> web.Response:
