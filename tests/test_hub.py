@@ -97,3 +97,13 @@ def test_rates_come_from_media_time_not_arrival_bursts() -> None:
     assert abs(hub.fps() - 25.0) < 0.01
     assert abs(hub.bitrate_kbps() - 200.0) < 1.0  # 1000 bytes x 25 / s
     assert hub.gop_seconds() == 1.0
+
+
+async def test_late_consumer_with_a_small_queue_starts_at_the_next_keyframe_not_mid_gop() -> None:
+    hub = CameraHub("north")
+    feed(hub, 60, gop=25)  # the cached GOP (50..59) is larger than the queue
+    late = hub.subscribe("late", maxsize=5)
+    assert late.qsize() == 0
+    feed(hub, 20, gop=25, start=60)  # 75 is the next keyframe
+    first = late.get_nowait()
+    assert first is not None and first.keyframe and first.pts == 75 * 3600

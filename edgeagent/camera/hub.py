@@ -161,10 +161,11 @@ class CameraHub:
         self, name: str, maxsize: int = 256, from_gop: bool = True, resync_on_drop: bool = False
     ) -> Subscription:
         subscription = Subscription(self, name, maxsize, resync_on_drop)
-        if from_gop:
-            for packet in self._gop[-maxsize:]:
+        if from_gop and len(self._gop) <= maxsize:
+            for packet in self._gop:
                 subscription.offer(packet)
-        elif resync_on_drop:
+        elif from_gop or resync_on_drop:
+            # A GOP that does not fit would start without its keyframe: start at the next one instead.
             subscription._waiting_for_keyframe = True
         self._subscriptions.append(subscription)
         return subscription
