@@ -83,6 +83,29 @@ def camera_entry(camera, **extra) -> dict:
     return entry
 
 
+STATUS = "edgeagent/cabinet-17/cameras/north/status"
+HEALTH = "edgeagent/cabinet-17/cameras/north/health"
+
+
+@pytest.fixture
+def online_agent(tmp_path, broker, camera, agent_factory, mqtt_watcher_factory, base_config):
+    """``online_agent(**camera_settings)``: the agent with camera ``north``, once the camera is online.
+    Returns (agent, watcher); the watcher saw everything from before the agent started."""
+
+    def start(**camera_settings):
+        watcher = mqtt_watcher_factory("edgeagent/#")
+        config = base_config(
+            tmp_path, broker,
+            cameras={"north": camera_entry(camera, **camera_settings)},
+            camera_passwords={"north": "cam-secret-4711"},
+        )
+        agent = agent_factory(config)
+        watcher.wait_for(STATUS, lambda m: m.payload == b"online", timeout=20)
+        return agent, watcher
+
+    return start
+
+
 def test_availability_status_health_and_a_masked_snapshot_arrive_over_tls(
     tmp_path, broker, camera, agent_factory, mqtt_watcher_factory, base_config
 ):
@@ -181,17 +204,9 @@ def test_generated_token_is_private_and_not_logged(tmp_path, broker, camera, age
     assert http_get(f"{agent.http_url}/cameras", {"Authorization": f"Bearer {token}"}).status_code == 200
 
 
-def test_camera_restarted_after_five_seconds_down_comes_back(
-    tmp_path, broker, camera, agent_factory, mqtt_watcher_factory, base_config
-):
-    watcher = mqtt_watcher_factory("edgeagent/#")
-    config = base_config(
-        tmp_path, broker, cameras={"north": camera_entry(camera)}, camera_passwords={"north": "cam-secret-4711"}
-    )
-    agent_factory(config)
-    status = "edgeagent/cabinet-17/cameras/north/status"
-    watcher.wait_for(status, lambda m: m.payload == b"online", timeout=20)
-
+def test_camera_restarted_after_five_seconds_down_comes_back(camera, online_agent):
+    _, watcher = online_agent()
+    status = STATUS
     stopped_at = time.monotonic()
     camera.stop()
     offline = watcher.wait_for(status, lambda m: m.payload == b"offline", timeout=STALL_S + 5, since=stopped_at)
@@ -202,31 +217,23 @@ def test_camera_restarted_after_five_seconds_down_comes_back(
     online = watcher.wait_for(status, lambda m: m.payload == b"online" and m.arrival > restarted_at, timeout=30)
     print(f"online again {online.arrival - restarted_at:.2f} s after the camera returned")
     health = watcher.wait_for(
-        "edgeagent/cabinet-17/cameras/north/health",
+        HEALTH,
         lambda m: health_of(m)["state"] == "online" and m.arrival > restarted_at,
         timeout=20,
     )
     assert health_of(health)["reconnects_total"] >= 1 and health_of(health)["reconnects_last_hour"] >= 1
 
 
-def test_frozen_camera_is_found_within_the_stall_timeout(
-    tmp_path, broker, camera, agent_factory, mqtt_watcher_factory, base_config
-):
-    watcher = mqtt_watcher_factory("edgeagent/#")
-    config = base_config(
-        tmp_path, broker, cameras={"north": camera_entry(camera)}, camera_passwords={"north": "cam-secret-4711"}
-    )
-    agent_factory(config)
-    status = "edgeagent/cabinet-17/cameras/north/status"
-    watcher.wait_for(status, lambda m: m.payload == b"online", timeout=20)
-
+def test_frozen_camera_is_found_within_the_stall_timeout(camera, online_agent):
+    _, watcher = online_agent()
+    status = STATUS
     frozen_at = time.monotonic()
     camera.freeze()
     offline = watcher.wait_for(status, lambda m: m.payload == b"offline", timeout=STALL_S + 5, since=frozen_at)
     print(f"stall found {offline.arrival - frozen_at:.2f} s after the camera froze")
     assert offline.arrival - frozen_at <= STALL_S + 1
     health = watcher.wait_for(
-        "edgeagent/cabinet-17/cameras/north/health",
+        HEALTH,
         lambda m: health_of(m)["state"] == "offline" and health_of(m)["stalls_total"] >= 1,
         timeout=10,
     )
@@ -257,7 +264,7 @@ def test_wrong_camera_password_is_reported_retried_and_never_logged(
     wrong = "not-the-password-0815"
     config = base_config(tmp_path, broker, cameras={"north": camera_entry(camera)}, camera_passwords={"north": wrong})
     agent = agent_factory(config)
-    topic = "edgeagent/cabinet-17/cameras/north/health"
+    topic = HEALTH
     first = watcher.wait_for(topic, lambda m: health_of(m)["failures_in_row"] >= 1, timeout=20)
     assert "authentication failed" in health_of(first)["last_error"]
     third = watcher.wait_for(topic, lambda m: health_of(m)["failures_in_row"] >= 3, timeout=30)
@@ -284,7 +291,7 @@ def test_broker_restart_brings_availability_and_health_back_within_five_seconds(
     after = mqtt_watcher_factory("edgeagent/#")
     availability = after.wait_for("edgeagent/cabinet-17/availability", lambda m: m.payload == b"online", timeout=10)
     health = after.wait_for("edgeagent/cabinet-17/health", timeout=10)
-    camera_health = after.wait_for("edgeagent/cabinet-17/cameras/north/health", timeout=10)
+    camera_health = after.wait_for(HEALTH, timeout=10)
     for message in (availability, health, camera_health):
         assert message.arrival - returned_at <= 5
     assert health_of(camera_health)["state"] == "online"
@@ -302,15 +309,8 @@ def test_sigkill_makes_the_broker_deliver_offline(
     assert late.wait_for("edgeagent/cabinet-17/availability", timeout=5).payload == b"offline"
 
 
-def test_sigterm_publishes_offline_and_exits_within_five_seconds(
-    tmp_path, broker, camera, agent_factory, mqtt_watcher_factory, base_config
-):
-    watcher = mqtt_watcher_factory("edgeagent/#")
-    config = base_config(
-        tmp_path, broker, cameras={"north": camera_entry(camera)}, camera_passwords={"north": "cam-secret-4711"}
-    )
-    agent = agent_factory(config)
-    watcher.wait_for("edgeagent/cabinet-17/cameras/north/status", lambda m: m.payload == b"online", timeout=20)
+def test_sigterm_publishes_offline_and_exits_within_five_seconds(online_agent, mqtt_watcher_factory):
+    agent, watcher = online_agent()
     code, elapsed = agent.terminate()
     assert code == 0 and elapsed < 5
     watcher.wait_for("edgeagent/cabinet-17/availability", lambda m: m.payload == b"offline", timeout=5)
@@ -319,18 +319,9 @@ def test_sigterm_publishes_offline_and_exits_within_five_seconds(
     assert "stopped in" in agent.log_text()
 
 
-def test_commands_snapshot_request_restart_and_garbage(
-    tmp_path, broker, camera, agent_factory, mqtt_watcher_factory, base_config
-):
-    watcher = mqtt_watcher_factory("edgeagent/#")
-    config = base_config(
-        tmp_path, broker,
-        cameras={"north": camera_entry(camera, snapshot={"interval_s": 3600, "width": 320})},
-        camera_passwords={"north": "cam-secret-4711"},
-    )
-    agent = agent_factory(config)
+def test_commands_snapshot_request_restart_and_garbage(online_agent):
+    agent, watcher = online_agent(snapshot={"interval_s": 3600, "width": 320})
     base = "edgeagent/cabinet-17"
-    watcher.wait_for(f"{base}/cameras/north/status", lambda m: m.payload == b"online", timeout=20)
     watcher.wait_for(f"{base}/cameras/north/snapshot", timeout=10)  # the one at start
 
     asked_at = time.monotonic()
@@ -363,7 +354,7 @@ def test_h265_and_udp_cameras_give_health_and_snapshots(
     )
     agent_factory(config)
     health = watcher.wait_for(
-        "edgeagent/cabinet-17/cameras/north/health",
+        HEALTH,
         lambda m: health_of(m)["state"] == "online" and health_of(m)["fps"] > 0,
         timeout=20,
     )
