@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 
 from benchmarks.common import (
+    FIX_ENV,
     Agent,
     Mosquitto,
     ProbedAgent,
@@ -48,8 +49,8 @@ def run_agent(settings: Settings, sim: Simulator, count: int, mqtt_port: int | N
               ) -> dict[str, Any]:
     cameras = {f"cam{i:02d}": sim.url for i in range(count)}
     if fixed:  # the proposed change to the source, tried in the benchmark's process (see probed_agent)
-        agent = ProbedAgent(settings, cameras, env={"BENCH_NO_READ_TIMEOUT": "1"}, snapshot_interval_s=2.0,
-                            mqtt_port=mqtt_port)
+        agent = ProbedAgent(settings, cameras, env={**FIX_ENV, "BENCH_LATENCY_PROBE": "0"},
+                            snapshot_interval_s=2.0, mqtt_port=mqtt_port)
     else:
         agent = Agent(settings, cameras, snapshot_interval_s=2.0, mqtt_port=mqtt_port)
     with agent:

@@ -429,6 +429,9 @@ class Agent:
         self.stop()
 
 
+FIX_ENV = {"BENCH_NO_READ_TIMEOUT": "1"}  # the proposed ingest change, see benchmarks.probed_agent
+
+
 class ProbedAgent(Agent):
     """The agent run under ``benchmarks.probed_agent``: latency probes, an optional decode load."""
 

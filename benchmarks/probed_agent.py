@@ -36,11 +36,39 @@ import av
 
 FIRST: list[float] = []  # seconds from camera arrival to the first RTP packet of a frame leaving
 LAST: list[float] = []  # ... to the last RTP packet (marker bit) of the frame leaving
+LAST_AT: list[float] = []  # the camera arrival (monotonic) of each frame in LAST
+LOOP_LAG: list[float] = []  # how late a 5 ms timer of the event loop fires: what the machine adds
 _TRANSPORT_TRACKS: dict[int, Any] = {}
+
+
+def install_loop_lag_probe() -> None:
+    """A task beside the agent's that sleeps 5 ms at a time and notes how late it wakes: the share of the
+    latency that is the event loop being busy or descheduled, not the path of a packet."""
+    import asyncio
+
+    from edgeagent.agent import Agent
+
+    run = Agent.run
+
+    async def lag() -> None:
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(0.005)
+            LOOP_LAG.append(time.monotonic() - started - 0.005)
+
+    async def run_with_probe(self: Agent) -> None:
+        task = asyncio.get_running_loop().create_task(lag())
+        try:
+            await run(self)
+        finally:
+            task.cancel()
+
+    Agent.run = run_with_probe  # type: ignore[method-assign]
 
 
 def install_latency_probe() -> None:
     from aiortc.rtcdtlstransport import RTCDtlsTransport
+    from aiortc.rtp import is_rtcp
 
     from edgeagent.live import service as live_service
     from edgeagent.live.track import CameraTrack
@@ -78,6 +106,8 @@ def install_latency_probe() -> None:
 
     async def probed_send_rtp(self: RTCDtlsTransport, data: bytes) -> None:
         await send_rtp(self, data)
+        if is_rtcp(data):  # the sender's reports take the same way out; they carry no frame
+            return
         track = _TRANSPORT_TRACKS.get(id(self))
         if track is None or track.probe_arrival is None:
             return
@@ -88,6 +118,7 @@ def install_latency_probe() -> None:
             FIRST.append(delay)
         if data[1] & 0x80:
             LAST.append(delay)
+            LAST_AT.append(track.probe_arrival)
 
     RTCDtlsTransport._send_rtp = probed_send_rtp  # type: ignore[method-assign]
 
@@ -165,7 +196,9 @@ def main() -> int:
     interval = os.environ.get("BENCH_SWITCH_INTERVAL")
     if interval:
         sys.setswitchinterval(float(interval))
-    install_latency_probe()
+    if os.environ.get("BENCH_LATENCY_PROBE", "1") != "0":
+        install_latency_probe()
+        install_loop_lag_probe()
     clip = os.environ.get("BENCH_DECODE_CLIP")
     load = DecodeLoad(clip, os.environ.get("BENCH_DECODE_MODE", "thread")) if clip else None
     state = {"seq": 0, "mark": time.monotonic()}
@@ -173,6 +206,8 @@ def main() -> int:
     def on_mark(*_: object) -> None:
         FIRST.clear()
         LAST.clear()
+        LAST_AT.clear()
+        LOOP_LAG.clear()
         state["mark"] = time.monotonic()
         if load is not None:
             load.mark()
@@ -184,6 +219,8 @@ def main() -> int:
             "window_s": time.monotonic() - state["mark"],
             "first_s": list(FIRST),
             "last_s": list(LAST),
+            "last_at": list(LAST_AT),
+            "loop_lag_s": list(LOOP_LAG),
             "decode": load.figures() if load is not None else None,
             "switch_interval_s": sys.getswitchinterval(),
         }

@@ -57,8 +57,8 @@ def _headline(result: dict[str, Any]) -> str:
             return "; ".join(f"GOP {d['gop_s']:g} s: agent {fmt(d['agent']['median'], 2)} s (worst "
                              f"{fmt(d['agent']['max'], 2)}), stock {fmt(d['stock']['median'], 2)} s" for d in data)
         if name == "latency":
-            return "; ".join(f"{d['viewers']} viewer(s): p50 {fmt(d['last_p50_ms'], 1)} ms, p99 "
-                             f"{fmt(d['last_p99_ms'], 1)} ms" for d in data)
+            return "; ".join(f"{d.get('variant', 'today')}, {d['viewers']} viewer(s): p50 {fmt(d['last_p50_ms'], 1)} "
+                             f"ms, p99 {fmt(d['last_p99_ms'], 1)} ms" for d in data)
         if name == "gil":
             return "; ".join(f"{d['variant']}: {fmt(d['ratio'], 2)}" for d in data)
         if name == "memory":
@@ -145,7 +145,9 @@ def write_plot(store: dict[str, Any], out: Path) -> bool:
         lines = {"cameras": [("agent", "edgeagent"), ("agent_fix", "edgeagent, PyAV read timeout dropped (proposed)"),
                              ("copy", "ffmpeg -c copy, one per camera"),
                              ("frigate", "Frigate-style decode at 5 fps")],
-                 "viewers": [("agent", "edgeagent passthrough"), ("stock", "stock aiortc (MediaPlayer + MediaRelay)"),
+                 "viewers": [("agent", "edgeagent passthrough"),
+                             ("agent_fix", "edgeagent, PyAV read timeout dropped (proposed)"),
+                             ("stock", "stock aiortc (MediaPlayer + MediaRelay)"),
                              ("clients_agent", "viewer clients (agent run)")]}[name]
         for series_key, label in lines:
             points = [(p[key], p[series_key]) for p in data["series"] if p.get(series_key) and p[series_key]["n"]]

@@ -16,7 +16,9 @@ import time
 from typing import Any
 
 from benchmarks.common import (
+    FIX_ENV,
     Agent,
+    ProbedAgent,
     Settings,
     Simulator,
     StockServer,
@@ -37,11 +39,14 @@ def _sweep(settings: Settings, system: str, sim: Simulator, counts: tuple[int, .
     """One server, viewers added up to each count in turn, a CPU window at each."""
     if system == "agent":
         server: Any = Agent(settings, {"cam1": sim.url}, snapshot_interval_s=3600)
+    elif system == "agent_fix":
+        server = ProbedAgent(settings, {"cam1": sim.url}, env={**FIX_ENV, "BENCH_LATENCY_PROBE": "0"},
+                             snapshot_interval_s=3600)
     else:
         server = StockServer(settings, sim.url)
     results = {}
     with server:
-        whep = server.url + "/whep/cam1" if system == "agent" else server.whep
+        whep = server.whep if system == "stock" else server.url + "/whep/cam1"
         with Viewers(settings, whep) as viewers:
             joined = 0
             for count in counts:
@@ -68,7 +73,7 @@ def _sweep(settings: Settings, system: str, sim: Simulator, counts: tuple[int, .
 def run_viewers(settings: Settings) -> dict[str, Any]:
     clip = camera_clip(settings, "h264")
     counts = (0, 2) if settings.quick else (0, 1, 5, 10, 20)
-    systems = ("agent", "stock")
+    systems = ("agent", "stock") if settings.quick else ("agent", "agent_fix", "stock")
     raw: dict[str, dict[int, list[dict[str, Any]]]] = {s: {n: [] for n in counts} for s in systems}
     reps = max(1, settings.reps)
     with Simulator(settings, clip.make(settings), clip.fps) as sim:
@@ -82,6 +87,8 @@ def run_viewers(settings: Settings) -> dict[str, Any]:
     for count in counts:
         agent = summary(r["cpu"] for r in raw["agent"][count])
         stock = summary(r["cpu"] for r in raw["stock"][count])
+        fixed = summary(r["cpu"] for r in raw.get("agent_fix", {}).get(count, []))
+        fix_base = summary(r["cpu"] for r in raw.get("agent_fix", {}).get(0, []))["median"]
         per_viewer = summary((r["cpu"] - base) / count for r in raw["agent"][count]) if count else None
         stock_base = summary(r["cpu"] for r in raw["stock"][1])["median"] if 1 in counts else None
         clients_a = summary(r["clients_cpu"] for r in raw["agent"][count])
@@ -92,12 +99,18 @@ def run_viewers(settings: Settings) -> dict[str, Any]:
         if count:
             met = met and r is not None and r <= TARGET_RATIO and per_viewer is not None \
                 and per_viewer["median"] <= TARGET_PER_VIEWER
+        fix_ratio = ratio(fixed["median"], stock["median"])
+        fix_per_viewer = (fixed["median"] - fix_base) / count if count and fixed["n"] and fix_base is not None \
+            else None
         rows.append([count, fmt(agent), fmt(stock), fmt(r, 2) if count else "–",
                      fmt(per_viewer, 2) if per_viewer else "–",
+                     fmt(fixed) if fixed["n"] else "not run", fmt(fix_ratio, 2) if count and fixed["n"] else "–",
+                     fmt(fix_per_viewer, 2) if fix_per_viewer is not None else "–",
                      fmt((stock["median"] - stock_base) / (count - 1), 2) if count > 1 and stock_base else "–",
                      fmt(clients_a), fmt(clients_s), fmt(fps_a), fmt(fps_s),
                      fmt(summary(x["machine"] for x in raw["agent"][count]), 0)])
         series.append({"viewers": count, "agent": agent, "stock": stock, "agent_per_viewer": per_viewer,
+                       "agent_fix": fixed,
                        "clients_agent": clients_a, "clients_stock": clients_s})
     return {
         "name": "viewers",
@@ -106,6 +119,8 @@ def run_viewers(settings: Settings) -> dict[str, Any]:
         "met": met,
         "tables": [{
             "columns": ["viewers", "agent CPU %", "stock aiortc CPU %", "agent / stock", "agent % per viewer",
+                        "agent CPU %, PyAV read timeout dropped (proposed)", "proposed / stock",
+                        "proposed % per viewer",
                         "stock % per extra viewer", "clients CPU % (agent run)", "clients CPU % (stock run)",
                         "lowest viewer fps (agent)", "lowest viewer fps (stock)", "machine busy % (agent run)"],
             "rows": rows,
@@ -116,6 +131,8 @@ def run_viewers(settings: Settings) -> dict[str, Any]:
             f"{settings.window_s:g} s at each count after settling.",
             "Agent per viewer: (CPU with N viewers − CPU with none, i.e. ingest alone) / N. Stock per extra viewer: "
             "(CPU with N − CPU with 1) / (N − 1), since stock aiortc reads the camera only once someone watches.",
+            "Proposed: the agent run with the change to the source described under the cameras benchmark "
+            "(`benchmarks.probed_agent` with `BENCH_NO_READ_TIMEOUT=1`).",
             "Clients: one process of light aiortc viewers (SRTP, no depacketising or decoding), reported apart.",
         ],
         "data": {"series": series, "raw": raw},
