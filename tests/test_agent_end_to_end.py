@@ -362,3 +362,41 @@ def test_h265_and_udp_cameras_give_health_and_snapshots(
     assert health_of(health)["transport"] == transport
     snapshot = watcher.wait_for("edgeagent/cabinet-17/cameras/north/snapshot", timeout=20)
     assert_is_test_pattern(decode_jpeg(snapshot.payload))
+
+
+def test_camera_that_accepts_and_never_answers_times_out_and_is_retried(
+    tmp_path, broker, agent_factory, mqtt_watcher_factory, base_config
+):
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept_and_say_nothing() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+    try:
+        watcher = mqtt_watcher_factory("edgeagent/#")
+        port = listener.getsockname()[1]
+        config = base_config(
+            tmp_path, broker,
+            cameras={"north": {"url": f"rtsp://127.0.0.1:{port}/stream1", "open_timeout_s": 2, "stall_timeout_s": 2}},
+        )
+        agent = agent_factory(config)
+        second = watcher.wait_for(HEALTH, lambda m: health_of(m)["failures_in_row"] >= 2, timeout=20)
+        assert health_of(second)["last_error"] in (
+            "timed out", "no valid answer or data from the camera (timed out or corrupt)"
+        )
+        assert len(accepted) >= 2 and agent.alive()
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()

@@ -88,6 +88,9 @@ def describe_error(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, TimeoutError | av.error.ExitError):
         return "timed out"
+    if isinstance(exc, av.error.InvalidDataError):
+        # FFmpeg's RTSP code also says this when a socket read times out before a full answer
+        return "no valid answer or data from the camera (timed out or corrupt)"
     if isinstance(exc, av.error.FFmpegError):
         return f"{type(exc).__name__}: {exc.strerror or 'error'}"
     return f"{type(exc).__name__}: {exc}"
@@ -200,6 +203,15 @@ class CameraSource:
     def _on_packet(self, packet: Packet) -> None:
         if self._stalled:
             return  # the demuxer woke up late; the connection is being replaced
+        last = self.hub.last_packet_at
+        if self.state == CameraState.ONLINE and last is not None:
+            gap = packet.arrival - last
+            if gap > self.section.stall_timeout_s:
+                # FFmpeg hands out the frame it held for reassembly when its read times out: a packet
+                # that ends a silence is the stall's last word, not a sign of life.
+                self._count_stall()
+                self._on_disconnected(f"stalled: no packet for {gap:.1f} s")
+                return
         self.hub.publish(packet)
         if self.state != CameraState.ONLINE:
             self.last_error = None
@@ -245,16 +257,15 @@ class CameraSource:
 
     # -- ingest thread ----------------------------------------------------------------------------
 
-    def _read_timeout_s(self) -> float:
-        # A little longer than the stall timeout: the watchdog names a stall first (with the packet's age),
-        # the read timeout then frees the thread for the next connection.
-        return self.section.stall_timeout_s + 1.0
-
     def _options(self) -> dict[str, str]:
         return {
             "rtsp_transport": self.section.transport,
-            # The RTSP demuxer's socket timeout (µs): without it a silent camera blocks forever.
-            "timeout": str(int(self._read_timeout_s() * 1_000_000)),
+            # The RTSP demuxer's socket timeout (µs) bounds every read: without it a silent camera blocks
+            # forever. It is FFmpeg's own, in C. (PyAV's read timeout would bound reads too, but its
+            # interrupt callback takes the GIL on every check FFmpeg makes, several per RTP packet: it
+            # cost 1 % of a core per camera, more with many.) The watchdog names a stall first; this
+            # frees the thread for the next connection, after one to two times the stall timeout.
+            "timeout": str(int(self.section.stall_timeout_s * 1_000_000)),
             "allowed_media_types": "video",
             "analyzeduration": "1000000",
             "probesize": "500000",
@@ -298,7 +309,7 @@ class CameraSource:
         container = av.open(
             self._url,
             options=self._options(),
-            timeout=(self.section.open_timeout_s, self._read_timeout_s()),
+            timeout=(self.section.open_timeout_s, None),  # open only; reads: the `timeout` option
         )
         try:
             if not container.streams.video:
