@@ -95,7 +95,12 @@ async def _count_only(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: 
         viewer.on_packet(packet)
 
 
-RTCRtpReceiver._handle_rtp_packet = _count_only  # type: ignore[method-assign]
+def count_only() -> None:
+    """Make every receiver of this process count RTP packets instead of depacketising and decoding.
+
+    Process-wide, so only ever called from this client's ``main``: importing the module changes nothing.
+    """
+    RTCRtpReceiver._handle_rtp_packet = _count_only  # type: ignore[method-assign]
 
 
 class Clients:
@@ -228,6 +233,7 @@ def main() -> None:
     parser.add_argument("--token", default=None)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a first keyframe")
     args = parser.parse_args()
+    count_only()
     pin_loopback()
     asyncio.run(main_async(args))
 
