@@ -295,6 +295,7 @@ def test_broker_restart_brings_availability_and_health_back_within_five_seconds(
     for message in (availability, health, camera_health):
         assert message.arrival - returned_at <= 5
     assert health_of(camera_health)["state"] == "online"
+    assert health_of(camera_health)["reconnects_total"] == 0  # ingest went on while the broker was away
 
 
 def test_sigkill_makes_the_broker_deliver_offline(
@@ -400,3 +401,9 @@ def test_camera_that_accepts_and_never_answers_times_out_and_is_retried(
         listener.close()
         for connection in accepted:
             connection.close()
+
+
+def test_mutual_tls_to_the_broker(tmp_path, broker, agent_factory, mqtt_watcher_factory, base_config):
+    watcher = mqtt_watcher_factory("edgeagent/#")
+    agent_factory(base_config(tmp_path, broker, cameras={}, mqtt_mode="mtls"))
+    watcher.wait_for("edgeagent/cabinet-17/availability", lambda m: m.payload == b"online", timeout=20)
