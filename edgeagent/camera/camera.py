@@ -36,4 +36,3 @@ class Camera:
 
     async def stop(self, join_s: float = 2.0) -> None:
         await self.source.stop(join_s)
-        self.snapshotter.close()
