@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help="where RESULTS.md, results.png and results.json go (default benchmarks/, "
                              "benchmarks/work/quick/ with --quick)")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: rewrite RESULTS.md and results.png from results.json (after editing "
+                             "FINDINGS.md)")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
 
@@ -66,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         verbose=not args.quiet,
     )
     settings.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        store = report.load(settings.out_dir / "results.json")
+        plot = settings.out_dir / "results.png"
+        report.write_markdown(store, settings.out_dir / "RESULTS.md", plot.name if report.write_plot(store, plot)
+                              else None)
+        return 0
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
     elif args.soak:

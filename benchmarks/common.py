@@ -430,6 +430,8 @@ class Agent:
 
 
 FIX_ENV = {"BENCH_NO_READ_TIMEOUT": "1"}  # the proposed ingest change, see benchmarks.probed_agent
+# every proposed change at once, without the latency probes
+PROPOSED_ENV = {**FIX_ENV, "BENCH_FRESH_SNAPSHOT_DECODER": "1", "BENCH_LATENCY_PROBE": "0"}
 
 
 class ProbedAgent(Agent):

@@ -47,8 +47,10 @@ def _headline(result: dict[str, Any]) -> str:
             return "; ".join(f"{d['codec'].upper()} ×{d['threads']} thread(s): {fmt(d['ratio'], 2)}" for d in data)
         if name == "cameras":
             last = data["series"][-1]
-            return (f"{fmt(last['agent_per_camera'], 2)} % of a core per camera at {last['cameras']} cameras "
-                    f"(ffmpeg -c copy: {fmt(last['copy']['median'] / last['cameras'], 2)} %)")
+            fixed = last.get("agent_fix_per_camera")
+            proposed = f", proposed {fmt(fixed, 2)} %" if fixed and fixed["n"] else ""
+            return (f"{fmt(last['agent_per_camera'], 2)} % of a core per camera at {last['cameras']} cameras"
+                    f"{proposed} (ffmpeg -c copy: {fmt(last['copy']['median'] / last['cameras'], 2)} %)")
         if name == "viewers":
             last = data["series"][-1]
             return (f"{fmt(last['agent_per_viewer'], 2)} % per viewer at {last['viewers']} viewers; "
@@ -62,7 +64,8 @@ def _headline(result: dict[str, Any]) -> str:
         if name == "gil":
             return "; ".join(f"{d['variant']}: {fmt(d['ratio'], 2)}" for d in data)
         if name == "memory":
-            return f"RSS {result['tables'][0]['rows'][-1][1]} MB"
+            rows = [row for row in result["tables"][0]["rows"] if "viewers" in row[1]]
+            return "; ".join(f"{row[0].split(':')[0]}: RSS {row[2]} MB" for row in rows)
         if name == "soak":
             return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
     except (KeyError, TypeError, IndexError, ZeroDivisionError):
