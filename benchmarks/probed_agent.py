@@ -200,7 +200,9 @@ def fresh_snapshot_decoder() -> None:
         try:
             return make(self, keyframe)
         finally:
-            self._decoder.close()
+            decoder = getattr(self, "_decoder", None)  # since a327cac the core keeps no decoder
+            if decoder is not None:
+                decoder.close()
 
     Snapshotter._make = make_and_release  # type: ignore[method-assign]
 
