@@ -124,15 +124,13 @@ class Agent:
 
     # -- periodic work ----------------------------------------------------------------------------
 
-    async def _every(self, interval_s: float, work: Any) -> None:
+    async def _health(self) -> None:
         while True:
             try:
-                result = work()
-                if asyncio.iscoroutine(result):
-                    await result
+                self._publish_health()
             except Exception:
-                log.exception("periodic task failed")
-            await asyncio.sleep(interval_s)
+                log.exception("publishing health failed")
+            await asyncio.sleep(self.config.agent.health_interval_s)
 
     async def _snapshots(self, camera: Camera) -> None:
         """A snapshot every interval; until the camera's first keyframe, look again every half second so
@@ -221,7 +219,7 @@ class Agent:
             camera.source.on_state_change(self._publish_camera_state)
             camera.start()
             self._spawn(self._snapshots(camera), f"snapshots-{camera.name}")
-        self._spawn(self._every(self.config.agent.health_interval_s, self._publish_health), "health")
+        self._spawn(self._health(), "health")
         watchdog = systemd.watchdog_interval_s()
         if watchdog:
             self._spawn(self._watchdog(watchdog), "watchdog")
