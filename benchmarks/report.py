@@ -33,7 +33,8 @@ def merge(path: Path, results: list[dict[str, Any]], machine: dict[str, str], co
     store["machine"] = machine
     when = time.strftime("%Y-%m-%d %H:%M %Z")
     for result in results:
-        store["benchmarks"][result["name"]] = {**result, "ran_at": when, "argv": argv}
+        store["benchmarks"][result["name"]] = {**result, "ran_at": when, "argv": argv,
+                                               "commit": machine.get("edgeagent commit", "")}
     store["commands"] = list(dict.fromkeys([*store.get("commands", []), *commands]))
     path.write_text(json.dumps(store, indent=1, default=str))
     return store
@@ -97,11 +98,13 @@ def write_markdown(store: dict[str, Any], out: Path, plot_name: str | None) -> N
         lines += ["**Quick mode: tiny sizes, for checking that the benchmarks run. These figures mean nothing.**", ""]
     lines += ["## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in store["machine"].items()]
-    lines += ["", "## Summary", "", "| benchmark | target | result | headline | run |", "|---|---|---|---|---|"]
+    lines += ["", "## Summary", "", "| benchmark | target | result | headline | run (edgeagent commit) |",
+              "|---|---|---|---|---|"]
     for name in ORDER:
         if name in benchmarks:
             r = benchmarks[name]
-            lines.append(f"| {r['title']} | {r['target']} | {_verdict(r['met'])} | {_headline(r)} | {r['ran_at']} |")
+            run = f"{r['ran_at']}, {r['commit']}" if r.get("commit") else r["ran_at"]
+            lines.append(f"| {r['title']} | {r['target']} | {_verdict(r['met'])} | {_headline(r)} | {run} |")
         else:
             how = "`python -m benchmarks --soak`" if name == "soak" else f"`python -m benchmarks --only {name}`"
             lines.append(f"| {name} | | not run | run it with {how} | |")
@@ -115,7 +118,8 @@ def write_markdown(store: dict[str, Any], out: Path, plot_name: str | None) -> N
         for table in r["tables"]:
             lines += _table(table) + [""]
         lines += [f"- {note}" for note in r.get("notes", [])]
-        lines += [f"- Run {r['ran_at']} with `{' '.join(r['argv'])}`."]
+        at = f" on edgeagent {r['commit']}" if r.get("commit") else ""
+        lines += [f"- Run {r['ran_at']}{at} with `{' '.join(r['argv'])}`."]
     if FINDINGS.exists() and not store.get("quick"):
         lines += ["", FINDINGS.read_text().strip()]
     lines += ["", "## Commands", "", "Every external command the benchmarks ran (ports and temporary paths vary):", ""]
