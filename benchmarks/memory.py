@@ -5,12 +5,14 @@ camera restarts every few minutes (``--soak``: an hour; not part of the default 
 from __future__ import annotations
 
 import contextlib
+import json
 import statistics
 import time
 from typing import Any
 
 from benchmarks.common import (
     PROPOSED_ENV,
+    WORK,
     Agent,
     ProbedAgent,
     Settings,
@@ -116,8 +118,11 @@ def run_soak(settings: Settings, seconds: float | None = None, restart_every_s: 
             clients = _start_viewers(settings, agent, stack, list(cameras)[:n_viewers])
             started = time.monotonic()
             next_restart = started + restart_every_s
+            progress = WORK / "soak-progress.json"  # what was seen so far, should the run be cut short
             while (now := time.monotonic()) - started < seconds:
                 series.append((now - started, agent.ps.memory_info().rss / 2**20))
+                if not settings.quick:
+                    progress.write_text(json.dumps({"series": series, "restarts": restarts}))
                 if now >= next_restart:
                     sim.stop()
                     time.sleep(down_s)
