@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition: checks they run")
     parser.add_argument("--soak", action="store_true", help="run the hour-long memory soak (alone, unless --only)")
     parser.add_argument("--soak-minutes", type=float, default=None, help="length of the soak (default 60)")
+    parser.add_argument("--soak-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment for the soak's agent (e.g. MALLOC_MMAP_THRESHOLD_=131072); repeatable")
     parser.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(BENCHMARKS)}, soak")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3; 1 with --quick)")
     parser.add_argument("--window", type=float, default=None, help="seconds per CPU window (default 10)")
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if name == "soak":
                 minutes = args.soak_minutes
-                result = memory.run_soak(settings, seconds=minutes * 60 if minutes else None)
+                env = dict(item.split("=", 1) for item in args.soak_env)
+                result = memory.run_soak(settings, seconds=minutes * 60 if minutes else None, env=env)
             else:
                 result = BENCHMARKS[name](settings)
         except Exception as exc:

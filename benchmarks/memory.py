@@ -42,7 +42,9 @@ def _start_viewers(settings: Settings, agent: Agent, stack: contextlib.ExitStack
 
 
 VARIANTS = {"today": "the agent today",
-            "proposed": "proposed: a keyframe decoder per snapshot, no PyAV read timeout"}
+            "proposed": "proposed: a keyframe decoder per snapshot, no PyAV read timeout",
+            "mmap": "the agent today with MALLOC_MMAP_THRESHOLD_=131072 (proposed)"}
+MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}  # a fixed threshold: glibc returns big buffers when freed
 
 
 def run(settings: Settings) -> dict[str, Any]:
@@ -57,6 +59,8 @@ def run(settings: Settings) -> dict[str, Any]:
                 cameras = {f"cam{i:02d}": sim.url for i in range(n_cameras)}
                 if variant == "today":
                     agent: Agent = Agent(settings, cameras, snapshot_interval_s=2.0)
+                elif variant == "mmap":
+                    agent = Agent(settings, cameras, snapshot_interval_s=2.0, env=MMAP_ENV)
                 else:
                     agent = ProbedAgent(settings, cameras, env=PROPOSED_ENV, snapshot_interval_s=2.0)
                 with agent, contextlib.ExitStack() as stack:
@@ -101,7 +105,8 @@ def run(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_soak(settings: Settings, seconds: float | None = None, restart_every_s: float | None = None) -> dict[str, Any]:
+def run_soak(settings: Settings, seconds: float | None = None, restart_every_s: float | None = None,
+             env: dict[str, str] | None = None) -> dict[str, Any]:
     """The agent with 8 cameras and 4 viewers for an hour; the camera restarts every 3 minutes."""
     seconds = seconds or (5.0 if settings.quick else 3600.0)
     restart_every_s = restart_every_s or (2.5 if settings.quick else 180.0)
@@ -114,7 +119,7 @@ def run_soak(settings: Settings, seconds: float | None = None, restart_every_s: 
     sim = Simulator(settings, clip.make(settings), clip.fps).start()
     try:
         cameras = {f"cam{i:02d}": sim.url for i in range(n_cameras)}
-        with Agent(settings, cameras, snapshot_interval_s=2.0) as agent, contextlib.ExitStack() as stack:
+        with Agent(settings, cameras, snapshot_interval_s=2.0, env=env) as agent, contextlib.ExitStack() as stack:
             clients = _start_viewers(settings, agent, stack, list(cameras)[:n_viewers])
             started = time.monotonic()
             next_restart = started + restart_every_s
@@ -162,6 +167,7 @@ def run_soak(settings: Settings, seconds: float | None = None, restart_every_s: 
                       ", ".join(f"{f:.0f}" for f in fps), "yes" if online else "NO"]],
         }],
         "notes": [
+            *([f"Agent environment: {' '.join(f'{k}={v}' for k, v in env.items())}."] if env else []),
             f"Camera restarts: the simulator stopped for {down_s:g} s and started again on the same port. RSS sampled "
             f"every {sample_every_s:g} s; warm-up ends half a restart period after the first restart; the end is "
             "the median of the last tenth of the samples.",
