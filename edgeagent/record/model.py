@@ -1,0 +1,54 @@
+"""The records every part of recording shares: a segment on disk, a gap with its reason, a lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+
+
+class GapReason(str, Enum):
+    CAMERA_OFFLINE = "camera offline"
+    STALL = "stall"
+    DISK_FULL = "disk full"
+    AGENT_STOPPED = "agent stopped"
+    AGENT_CRASHED = "agent crashed"
+    RECORDING_DISABLED = "recording disabled"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One fragmented-MP4 file. Times are timezone-aware UTC; ``start`` is the wall-clock time of the
+    first frame, kept exactly (the muxer rebases its own timestamps to zero)."""
+
+    camera: str
+    path: Path
+    start: datetime
+    end: datetime
+    bytes: int
+    codec: str  # "h264" or "hevc"
+    width: int
+    height: int
+    sha256: str  # hex digest of the whole file
+    prev_sha256: str | None  # the previous segment's digest for this camera: the hash chain
+
+
+@dataclass(frozen=True)
+class Gap:
+    camera: str
+    start: datetime
+    end: datetime
+    reason: GapReason
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A range that retention never deletes; ``end`` may lie in the future (an incident still going on)."""
+
+    id: str
+    camera: str
+    start: datetime
+    end: datetime
+    reason: str
+    created: datetime
