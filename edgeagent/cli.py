@@ -61,7 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     """Open a stream once and say what it is, as the agent would see it."""
-    from edgeagent.camera.camera import Camera
+    from edgeagent.health import camera_health
+    from edgeagent.unit import build_unit
 
     try:
         section = CameraSection(url=args.url, transport=args.transport, password_env=args.password_env)
@@ -72,7 +73,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     async def probe() -> int:
-        camera = Camera("probe", section, password, None)
+        unit = build_unit("probe", section, password, None)
+        camera = unit.camera
         camera.start()
         deadline = time.monotonic() + args.seconds
         try:
@@ -80,19 +82,19 @@ def cmd_probe(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0.2)
                 if camera.online and camera.hub.gop_seconds() is not None and time.monotonic() > deadline - 1:
                     break
-            health = camera.health()
+            health = camera_health(unit)
         finally:
             await camera.stop()
-        if not camera.online and health["codec"] is None:
-            print(f"probe: {camera.source.display_url}: {health['last_error'] or 'no video received'}", file=sys.stderr)
+        if not health.online and health.codec is None:
+            print(f"probe: {health.url}: {health.last_error or 'no video received'}", file=sys.stderr)
             return 1
-        gop = f"{health['gop_s']:.2f} s" if health["gop_s"] is not None else "unknown (no second keyframe yet)"
-        print(f"url:      {camera.source.display_url}")
-        print(f"codec:    {health['codec']}")
-        print(f"size:     {health['width']}x{health['height']}")
-        print(f"fps:      {health['fps']:.2f}")
+        gop = f"{health.gop_s:.2f} s" if health.gop_s is not None else "unknown (no second keyframe yet)"
+        print(f"url:      {health.url}")
+        print(f"codec:    {health.codec}")
+        print(f"size:     {health.width}x{health.height}")
+        print(f"fps:      {health.fps:.2f}")
         print(f"gop:      {gop}")
-        print(f"bitrate:  {health['bitrate_kbps']:.0f} kbit/s")
+        print(f"bitrate:  {health.bitrate_kbps:.0f} kbit/s")
         return 0
 
     return asyncio.run(probe())

@@ -1,55 +1,155 @@
-"""Health of the agent and of each camera, as plain dicts ready for JSON (MQTT, HTTP)."""
+"""Health of the agent and of each camera as typed records, and the one place they become JSON.
+
+HTTP (/cameras), MQTT (health topics), /metrics and ``edgeagent probe`` all read these records. A field
+with ``metadata={"json": False}`` is for the agent's own readers (metrics, status) and stays out of the
+JSON payloads; ``digits`` rounds a float in the JSON only (metrics get the exact value). To add a health
+field: add it to the record (JSON key = field name) and fill it in ``camera_health`` or
+``AgentHealthMonitor.measure``.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from edgeagent import __version__
-from edgeagent.camera.hub import CameraHub
-from edgeagent.camera.source import CameraSource, CameraState
-from edgeagent.media.snapshot import Snapshotter
+from edgeagent.live.stats import LiveStats
+from edgeagent.unit import CameraUnit
+
+INTERNAL: dict[str, Any] = {"json": False}
 
 
-def _round(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
+def _digits(count: int) -> dict[str, Any]:
+    return {"digits": count}
 
 
-def camera_health(
-    source: CameraSource, hub: CameraHub, snapshotter: Snapshotter, live: dict[str, Any] | None = None
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class SnapshotCounts:
+    made: int
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class CameraHealth:
+    state: str
+    url: str
+    transport: str
+    codec: str | None
+    width: int | None
+    height: int | None
+    fps: float = field(metadata=_digits(2))
+    bitrate_kbps: float = field(metadata=_digits(1))
+    gop_s: float | None = field(metadata=_digits(2))
+    last_packet_age_s: float | None = field(metadata=_digits(2))
+    reconnects_last_hour: int
+    stalls_last_hour: int
+    reconnects_total: int
+    stalls_total: int
+    drops: dict[str, int]
+    last_error: str | None
+    failures_in_row: int
+    retry_in_s: float | None = field(metadata=_digits(2))
+    snapshots: SnapshotCounts
+    live: LiveStats | None = field(metadata={"omit_none": True})  # only with the live view on
+    online: bool = field(metadata=INTERNAL)
+    status: str = field(metadata=INTERNAL)  # "online" / "offline", the status topic's payload
+    packets_total: int = field(metadata=INTERNAL)
+    bytes_total: int = field(metadata=INTERNAL)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraCounts:
+    total: int
+    online: int
+    offline: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentHealth:
+    version: str
+    uptime_s: float = field(metadata=_digits(1))
+    cpu_percent: float = field(metadata=_digits(1))
+    rss_bytes: int
+    threads: int
+    load: tuple[float, ...] = field(metadata=_digits(2))
+    disk_free_bytes: int | None
+    temperature_c: float | None = field(metadata=_digits(1))
+    cameras: CameraCounts
+
+
+def as_json(record: Any) -> dict[str, Any]:
+    """The record as a JSON-ready dict: the one conversion every payload goes through."""
+    document: dict[str, Any] = {}
+    for item in fields(record):
+        if not item.metadata.get("json", True):
+            continue
+        value = getattr(record, item.name)
+        if value is None and item.metadata.get("omit_none"):
+            continue
+        document[item.name] = _json_value(value, item.metadata.get("digits"))
+    return document
+
+
+def _json_value(value: Any, digits: int | None) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return as_json(value)
+    if isinstance(value, tuple | list):
+        return [_json_value(entry, digits) for entry in value]
+    if isinstance(value, dict):
+        return dict(value)
+    if digits is not None and isinstance(value, float):
+        return round(value, digits)
+    return value
+
+
+def camera_health(unit: CameraUnit, live: LiveStats | None = None) -> CameraHealth:
+    camera, source, hub = unit.camera, unit.camera.source, unit.camera.hub
     stream = hub.stream
-    online = source.state == CameraState.ONLINE
-    age = None if hub.last_packet_at is None else time.monotonic() - hub.last_packet_at
-    health: dict[str, Any] = {
-        "state": source.state.value,
-        "url": source.display_url,
-        "transport": source.section.transport,
-        "codec": stream.codec if stream else None,
-        "width": stream.width if stream else None,
-        "height": stream.height if stream else None,
-        "fps": _round(hub.fps()) if online else 0.0,
-        "bitrate_kbps": _round(hub.bitrate_kbps(), 1) if online else 0.0,
-        "gop_s": _round(hub.gop_seconds()) if online else None,
-        "last_packet_age_s": _round(age),
-        "reconnects_last_hour": source.reconnects_last_hour,
-        "stalls_last_hour": source.stalls_last_hour,
-        "reconnects_total": source.reconnects_total,
-        "stalls_total": source.stalls_total,
-        "drops": hub.drops_by_consumer(),
-        "last_error": source.last_error,
-        "failures_in_row": source.failures_in_row,
-        "retry_in_s": _round(max(0.0, source.retry_at - time.monotonic())) if source.retry_at and not online else None,
-        "snapshots": {"made": snapshotter.made, "failures": snapshotter.failures},
+    online = camera.online
+    now = time.monotonic()
+    return CameraHealth(
+        state=source.state.value,
+        url=source.display_url,
+        transport=source.section.transport,
+        codec=stream.codec if stream else None,
+        width=stream.width if stream else None,
+        height=stream.height if stream else None,
+        fps=hub.fps() if online else 0.0,
+        bitrate_kbps=hub.bitrate_kbps() if online else 0.0,
+        gop_s=hub.gop_seconds() if online else None,
+        last_packet_age_s=None if hub.last_packet_at is None else now - hub.last_packet_at,
+        reconnects_last_hour=source.reconnects_last_hour,
+        stalls_last_hour=source.stalls_last_hour,
+        reconnects_total=source.reconnects_total,
+        stalls_total=source.stalls_total,
+        drops=hub.drops_by_consumer(),
+        last_error=source.last_error,
+        failures_in_row=source.failures_in_row,
+        retry_in_s=max(0.0, source.retry_at - now) if source.retry_at and not online else None,
+        snapshots=SnapshotCounts(unit.snapshotter.made, unit.snapshotter.failures),
+        live=live,
+        online=online,
+        status=camera.status,
+        packets_total=hub.packets_total,
+        bytes_total=hub.bytes_total,
+    )
+
+
+def cameras_document(agent_id: str, cameras: Mapping[str, CameraHealth]) -> dict[str, Any]:
+    """GET /cameras: every camera with its status and health."""
+    return {
+        "agent": agent_id,
+        "cameras": [
+            {"name": name, "status": health.status, "health": as_json(health)} for name, health in cameras.items()
+        ],
     }
-    if live is not None:
-        health["live"] = live
-    return health
 
 
 def _temperature_c() -> float | None:
@@ -59,11 +159,11 @@ def _temperature_c() -> float | None:
     except (AttributeError, OSError):
         return None
     readings = [entry.current for entries in sensors.values() for entry in entries if entry.current]
-    return round(max(readings), 1) if readings else None
+    return max(readings) if readings else None
 
 
-class AgentHealth:
-    """The agent's own health. CPU % is measured between two calls, like ``top`` does."""
+class AgentHealthMonitor:
+    """Measures the agent's own health. CPU % is measured between two calls, like ``top`` does."""
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -71,24 +171,20 @@ class AgentHealth:
         self._process = psutil.Process()
         self._process.cpu_percent(None)
 
-    def snapshot(self, cameras: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def measure(self, cameras: Sequence[CameraHealth]) -> AgentHealth:
         try:
-            disk_free = shutil.disk_usage(self.state_dir).free
+            disk_free: int | None = shutil.disk_usage(self.state_dir).free
         except OSError:
             disk_free = None
-        states = [camera["state"] for camera in cameras.values()]
-        return {
-            "version": __version__,
-            "uptime_s": round(time.monotonic() - self.started, 1),
-            "cpu_percent": round(self._process.cpu_percent(None), 1),
-            "rss_bytes": self._process.memory_info().rss,
-            "threads": self._process.num_threads(),
-            "load": [round(value, 2) for value in os.getloadavg()],
-            "disk_free_bytes": disk_free,
-            "temperature_c": _temperature_c(),
-            "cameras": {
-                "total": len(states),
-                "online": states.count(CameraState.ONLINE.value),
-                "offline": len(states) - states.count(CameraState.ONLINE.value),
-            },
-        }
+        online = sum(1 for camera in cameras if camera.online)
+        return AgentHealth(
+            version=__version__,
+            uptime_s=time.monotonic() - self.started,
+            cpu_percent=self._process.cpu_percent(None),
+            rss_bytes=self._process.memory_info().rss,
+            threads=self._process.num_threads(),
+            load=tuple(os.getloadavg()),
+            disk_free_bytes=disk_free,
+            temperature_c=_temperature_c(),
+            cameras=CameraCounts(total=len(cameras), online=online, offline=len(cameras) - online),
+        )

@@ -147,14 +147,14 @@ async def test_a_viewer_of_a_10_s_gop_camera_sees_the_camera_at_once_and_at_its_
     assert await steady_frame_rate(viewer) == pytest.approx(FPS, rel=0.25)
 
     stats = rig.service.camera_stats("north")
-    assert stats["viewers"] == 1 and stats["viewers_connected"] == 1
-    assert stats["transcoding"] is False and stats["transcode"] is None
-    assert stats["packets_sent"] > 90 and stats["bytes_sent"] > 10_000
-    assert 0 < stats["time_to_first_frame_s"] < 1.0
+    assert stats.viewers == 1 and stats.viewers_connected == 1
+    assert stats.transcoding is False and stats.transcode is None
+    assert stats.packets_sent > 90 and stats.bytes_sent > 10_000
+    assert 0 < stats.time_to_first_frame_s < 1.0
     assert [s.id for s in rig.service.sessions("north")] == [session_id]
     assert await rig.service.close_session(session_id) is True
-    assert rig.service.camera_stats("north")["viewers"] == 0
-    assert rig.service.camera_stats("north")["packets_sent"] >= stats["packets_sent"]  # kept after the close
+    assert rig.service.camera_stats("north").viewers == 0
+    assert rig.service.camera_stats("north").packets_sent >= stats.packets_sent  # kept after the close
 
 
 async def test_the_same_viewer_resumes_after_a_camera_reboot_with_another_resolution(cameras, rig_factory):
@@ -173,7 +173,7 @@ async def test_the_same_viewer_resumes_after_a_camera_reboot_with_another_resolu
     await viewer.wait_frames(before + 25, within_s=15)
     assert viewer.sizes[0] == (640, 360) and viewer.sizes[-1] == (480, 270)
     assert looks_like_smpte(viewer.picture())
-    assert rig.service.camera_stats("north")["viewers_connected"] == 1
+    assert rig.service.camera_stats("north").viewers_connected == 1
 
 
 # -- shared transcode ------------------------------------------------------------------------------------
@@ -189,26 +189,26 @@ async def test_an_h265_camera_is_transcoded_once_for_two_viewers(cameras, rig_fa
     assert first.sizes[-1] == (480, 270)
     assert looks_like_smpte(first.picture()) and looks_like_smpte(second.picture())
     stats = rig.service.camera_stats("hevc")
-    assert stats["transcoding"] is True
-    assert stats["transcoders_started"] == 1
-    assert stats["transcode"]["encoders_opened"] == 1
-    assert stats["transcode"]["keyframes_forced"] >= 1  # a keyframe when a viewer joins
+    assert stats.transcoding is True
+    assert stats.transcoders_started == 1
+    assert stats.transcode["encoders_opened"] == 1
+    assert stats.transcode["keyframes_forced"] >= 1  # a keyframe when a viewer joins
     assert rig.service.totals()["transcoders"] == 1
 
     # A browser's picture-loss indication reaches the one encoder: a keyframe for everybody.
-    forced = stats["transcode"]["keyframes_forced"]
+    forced = stats.transcode["keyframes_forced"]
     await asyncio.sleep(MIN_FORCED_KEYFRAME_INTERVAL_S)  # the encoder grants one forced keyframe per interval
     session = rig.service.sessions("hevc")[0]
     sender = session.pc.getTransceivers()[0].sender
     await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc))
     await until(
-        lambda: rig.service.camera_stats("hevc")["transcode"]["keyframes_forced"] > forced, 2, "a forced keyframe"
+        lambda: rig.service.camera_stats("hevc").transcode["keyframes_forced"] > forced, 2, "a forced keyframe"
     )
-    assert rig.service.camera_stats("hevc")["keyframe_requests"] >= 1
+    assert rig.service.camera_stats("hevc").keyframe_requests >= 1
 
     for session in rig.service.sessions("hevc"):
         await rig.service.close_session(session.id)
-    await until(lambda: not rig.service.camera_stats("hevc")["transcoding"], 5, "the transcoder stopping")
+    await until(lambda: not rig.service.camera_stats("hevc").transcoding, 5, "the transcoder stopping")
 
 
 async def test_a_masked_camera_is_masked_in_the_live_picture(cameras, rig_factory):
@@ -221,7 +221,7 @@ async def test_a_masked_camera_is_masked_in_the_live_picture(cameras, rig_factor
     top = viewer.picture()["cells"][0]
     assert [lit(colour) for colour in top[:3]] == ["RGB", "RG", "GB"]  # grey, yellow, cyan bars still there
     assert all(max(colour) < 30 for colour in top[4:]), top  # the masked quarter is black
-    assert rig.service.camera_stats("junction")["transcoding"] is True
+    assert rig.service.camera_stats("junction").transcoding is True
 
 
 async def test_a_camera_sending_b_frames_is_switched_to_the_transcode(cameras, rig_factory, tmp_path):
@@ -231,11 +231,11 @@ async def test_a_camera_sending_b_frames_is_switched_to_the_transcode(cameras, r
     rig = rig_factory({"old": (cameras(file=clip), {})})
     await rig.streaming("old")
     viewer, _ = await rig.viewer("old")
-    await until(lambda: rig.service.camera_stats("old")["transcoding"], 5, "the switch to the transcode")
+    await until(lambda: rig.service.camera_stats("old").transcoding, 5, "the switch to the transcode")
     assert await steady_frame_rate(viewer) == pytest.approx(FPS, rel=0.3)
     assert viewer.sizes[-1] == (640, 360)
     stats = rig.service.camera_stats("old")
-    assert stats["transcoding"] is True and stats["transcode"]["frames_encoded"] > 0
+    assert stats.transcoding is True and stats.transcode["frames_encoded"] > 0
 
 
 # -- refusals, limits, timeouts ------------------------------------------------------------------------
@@ -280,8 +280,8 @@ async def test_a_viewer_that_never_connects_is_closed_after_the_connect_timeout(
     silent = PythonViewer()
     rig.viewers.append(silent)
     await rig.service.offer("north", await silent.offer())  # the answer never reaches the viewer
-    assert rig.service.camera_stats("north")["viewers"] == 1
-    await until(lambda: rig.service.camera_stats("north")["viewers"] == 0, 5, "the session to time out")
+    assert rig.service.camera_stats("north").viewers == 1
+    await until(lambda: rig.service.camera_stats("north").viewers == 0, 5, "the session to time out")
     assert not rig.hubs["north"].subscriptions, "the viewer's subscription to the hub is gone"
 
 
@@ -339,4 +339,4 @@ async def test_whep_answers_201_with_a_location_and_deletes_the_session(cameras,
         assert (await client.delete(location)).status == 404
         with contextlib.suppress(Exception):
             await viewer.close()
-    assert rig.service.camera_stats("north")["viewers"] == 0
+    assert rig.service.camera_stats("north").viewers == 0

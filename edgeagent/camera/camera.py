@@ -1,35 +1,33 @@
-"""One camera as the rest of the agent sees it: its source, its hub and its snapshots, made together."""
+"""One camera's ingest as the rest of the agent sees it: its source and its hub, made together.
+
+What consumes the hub (snapshots, live view, recording) is composed above this package, in
+``edgeagent.unit``; the camera package knows nothing of its consumers.
+"""
 
 from __future__ import annotations
-
-from concurrent.futures import Executor
-from typing import Any
 
 from pydantic import SecretStr
 
 from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.source import CameraSource, CameraState
 from edgeagent.config import CameraSection
-from edgeagent.health import camera_health
-from edgeagent.media.snapshot import Snapshotter
 
 
 class Camera:
-    def __init__(
-        self, name: str, section: CameraSection, password: SecretStr | None, executor: Executor | None
-    ) -> None:
+    def __init__(self, name: str, section: CameraSection, password: SecretStr | None) -> None:
         self.name = name
         self.section = section
         self.hub = CameraHub(name)
         self.source = CameraSource(name, section, password, self.hub)
-        self.snapshotter = Snapshotter(name, section.snapshot, section.privacy_masks, self.hub, executor)
 
     @property
     def online(self) -> bool:
+        """The one definition of "online" (status topics, health, /healthz, /metrics)."""
         return self.source.state == CameraState.ONLINE
 
-    def health(self, live: dict[str, Any] | None = None) -> dict[str, Any]:
-        return camera_health(self.source, self.hub, self.snapshotter, live)
+    @property
+    def status(self) -> str:
+        return "online" if self.online else "offline"
 
     def start(self) -> None:
         self.source.start()

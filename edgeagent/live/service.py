@@ -24,6 +24,7 @@ from edgeagent.live.feed import CameraFeed
 from edgeagent.live.ice import pin_host_addresses, rtc_configuration, unpin_host_addresses
 from edgeagent.live.offer import check_offer, h264_preferences
 from edgeagent.live.session import LiveSession, SessionState
+from edgeagent.live.stats import LiveStats
 from edgeagent.live.track import CameraTrack
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class LiveService:
     def sessions(self, camera: str | None = None) -> list[LiveSession]:
         return [s for s in self._sessions.values() if camera is None or s.camera == camera]
 
-    def camera_stats(self, camera: str) -> dict[str, object]:
+    def camera_stats(self, camera: str) -> LiveStats:
         """Viewers and what they cost, for the camera's health message and /metrics."""
         feed = self._feeds[camera]
         sessions = self.sessions(camera)
@@ -211,16 +212,19 @@ class LiveService:
             counters.update(session.counters())
         transcoder = feed.transcoder
         latest = self._latest.get(camera)
-        return {
-            "viewers": len(sessions),
-            "viewers_connected": sum(1 for s in sessions if s.state == SessionState.CONNECTED),
-            **{name: counters[name] for name in COUNTERS},
-            "time_to_first_frame_s": latest.time_to_first_frame_s if latest else None,
-            "time_to_live_s": latest.time_to_live_s if latest else None,
-            "transcoding": feed.transcoding,
-            "transcoders_started": feed.transcoders_started,
-            "transcode": transcoder.stats() if transcoder is not None else None,
-        }
+        return LiveStats(
+            viewers=len(sessions),
+            viewers_connected=sum(1 for s in sessions if s.state == SessionState.CONNECTED),
+            bytes_sent=counters["bytes_sent"],
+            packets_sent=counters["packets_sent"],
+            packets_dropped=counters["packets_dropped"],
+            keyframe_requests=counters["keyframe_requests"],
+            time_to_first_frame_s=latest.time_to_first_frame_s if latest else None,
+            time_to_live_s=latest.time_to_live_s if latest else None,
+            transcoding=feed.transcoding,
+            transcoders_started=feed.transcoders_started,
+            transcode=transcoder.stats() if transcoder is not None else None,
+        )
 
     def totals(self) -> dict[str, object]:
         per_camera = [self.camera_stats(camera) for camera in self._feeds]
@@ -229,5 +233,5 @@ class LiveService:
             "sessions_started": self.sessions_started,
             "offers_refused": sum(self.refusals.values()),
             "transcoders": sum(1 for feed in self._feeds.values() if feed.transcoding),
-            **{name: sum(int(stats[name]) for stats in per_camera) for name in COUNTERS},  # type: ignore[call-overload]
+            **{name: sum(int(getattr(stats, name)) for stats in per_camera) for name in COUNTERS},
         }

@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
-from edgeagent.camera.camera import Camera
-from edgeagent.config import ConfigError, HttpSection, read_secret
+from edgeagent.config import ConfigError, HttpSection
+from edgeagent.unit import CameraUnit
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +37,20 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-CAMERAS_KEY = web.AppKey("cameras", dict)
+CAMERAS_KEY: web.AppKey[dict[str, CameraUnit]] = web.AppKey("cameras")
 TOKEN_KEY = web.AppKey("token", SecretStr)
-HEALTH_KEY = web.AppKey("health", Callable)
-METRICS_KEY = web.AppKey("metrics", Callable)
-READY_KEY = web.AppKey("ready", Callable)
+HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("health")
+METRICS_KEY: web.AppKey[Callable[[], bytes]] = web.AppKey("metrics")
+READY_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 
 
-def load_or_create_token(section: HttpSection, state_dir: Path) -> SecretStr:
-    """The bearer token from ``token_file``; without one, a random token made once and kept 0600 in
-    ``state_dir``. Its location is logged, never its value."""
+def load_or_create_token(section: HttpSection, state_dir: Path, configured: SecretStr | None) -> SecretStr:
+    """The bearer token read from ``token_file`` (``configured``); without one, a random token made once
+    and kept 0600 in ``state_dir``. Its location is logged, never its value."""
     if section.token_file is not None:
-        token = read_secret(section.token_file, None, "http.token_file")
-        assert token is not None
-        if len(token.get_secret_value()) < 16:
+        if configured is None or len(configured.get_secret_value()) < 16:
             raise ConfigError(["http.token_file: the token must be at least 16 characters"])
-        return token
+        return configured
     path = state_dir / "http-token"
     if path.exists():
         stored = path.read_text().strip()
@@ -60,13 +58,13 @@ def load_or_create_token(section: HttpSection, state_dir: Path) -> SecretStr:
             return SecretStr(stored)
         log.warning("http: %s holds no usable token; making a new one", path)
     state_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
+    made = secrets.token_urlsafe(32)
     # Written beside and renamed into place: a full disk leaves no half-written token behind.
     partial = path.with_name(path.name + ".partial")
     try:
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as file:
-            file.write(token + "\n")
+            file.write(made + "\n")
             file.flush()
             os.fsync(file.fileno())
         os.replace(partial, path)
@@ -74,7 +72,7 @@ def load_or_create_token(section: HttpSection, state_dir: Path) -> SecretStr:
         partial.unlink(missing_ok=True)
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     log.info("http: no token_file configured; made a random API token, stored in %s (mode 0600)", path)
-    return SecretStr(token)
+    return SecretStr(made)
 
 
 def _authorized(request: web.Request, token: SecretStr) -> bool:
@@ -122,16 +120,15 @@ async def _cameras(request: web.Request) -> web.Response:
     return web.json_response(request.app[HEALTH_KEY]())
 
 
-def _camera(request: web.Request) -> Camera:
-    camera = request.app[CAMERAS_KEY].get(request.match_info["camera"])
-    if camera is None:
+def _camera(request: web.Request) -> CameraUnit:
+    unit = request.app[CAMERAS_KEY].get(request.match_info["camera"])
+    if unit is None:
         raise web.HTTPNotFound(text="unknown camera\n")
-    return camera
+    return unit
 
 
 async def _snapshot(request: web.Request) -> web.Response:
-    camera = _camera(request)
-    snapshot = await camera.snapshotter.snapshot()
+    snapshot = await _camera(request).snapshotter.snapshot()
     if snapshot is None:
         raise web.HTTPServiceUnavailable(text="no picture from this camera yet\n", headers={"Retry-After": "2"})
     return web.Response(body=snapshot.jpeg, content_type="image/jpeg")
@@ -142,7 +139,7 @@ async def _index(request: web.Request) -> web.FileResponse:
 
 
 def make_app(
-    cameras: Mapping[str, Camera],
+    cameras: Mapping[str, CameraUnit],
     token: SecretStr,
     health: Callable[[], dict[str, Any]],
     metrics: Callable[[], bytes],

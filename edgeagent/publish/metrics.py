@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from edgeagent.camera.camera import Camera
+from edgeagent.health import CameraHealth
 
-# What the live-view service reports per camera, as (key, metric name, help, kind).
+# What the live-view service reports per camera, as (LiveStats field, metric name, help, kind).
 LIVE_METRICS = (
     ("viewers", "edgeagent_live_viewers", "WebRTC viewers connected", "gauge"),
     ("bytes_sent", "edgeagent_live_sent_bytes", "Media bytes sent to viewers", "counter"),
@@ -24,14 +22,16 @@ LIVE_METRICS = (
 
 
 class AgentCollector(Collector):
+    """Reads the same health records as /cameras and MQTT, at every scrape."""
+
     def __init__(
         self,
-        cameras: Mapping[str, Camera],
-        live_stats: Callable[[str], dict[str, Any]] | None = None,
+        cameras: Callable[[], Mapping[str, CameraHealth]],
+        live: bool = False,
         mqtt_connected: Callable[[], bool] | None = None,
     ) -> None:
         self.cameras = cameras
-        self.live_stats = live_stats
+        self.live = live
         self.mqtt_connected = mqtt_connected
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
@@ -56,29 +56,26 @@ class AgentCollector(Collector):
             key: (GaugeMetricFamily if kind == "gauge" else CounterMetricFamily)(name, text, labels=labels)
             for key, name, text, kind in LIVE_METRICS
         }
-        now = time.monotonic()
-        for name, camera in self.cameras.items():
-            hub = camera.hub
-            up.add_metric([name], 1.0 if camera.online else 0.0)
-            fps.add_metric([name], hub.fps() if camera.online else 0.0)
-            bitrate.add_metric([name], hub.bitrate_kbps() if camera.online else 0.0)
-            if hub.last_packet_at is not None:
-                age.add_metric([name], now - hub.last_packet_at)
-            packets.add_metric([name], hub.packets_total)
-            received.add_metric([name], hub.bytes_total)
-            reconnects.add_metric([name], camera.source.reconnects_total)
-            stalls.add_metric([name], camera.source.stalls_total)
-            snapshots.add_metric([name], camera.snapshotter.made)
-            for consumer, count in hub.drops_by_consumer().items():
+        for name, health in self.cameras().items():
+            up.add_metric([name], 1.0 if health.online else 0.0)
+            fps.add_metric([name], health.fps)
+            bitrate.add_metric([name], health.bitrate_kbps)
+            if health.last_packet_age_s is not None:
+                age.add_metric([name], health.last_packet_age_s)
+            packets.add_metric([name], health.packets_total)
+            received.add_metric([name], health.bytes_total)
+            reconnects.add_metric([name], health.reconnects_total)
+            stalls.add_metric([name], health.stalls_total)
+            snapshots.add_metric([name], health.snapshots.made)
+            for consumer, count in health.drops.items():
                 drops.add_metric([name, consumer], count)
-            if self.live_stats is not None:
-                stats = self.live_stats(name)
+            if health.live is not None:
                 for key, family in live.items():
-                    value = stats.get(key)
+                    value = getattr(health.live, key)
                     if value is not None:
                         family.add_metric([name], float(value))
         yield from (up, fps, bitrate, age, packets, received, reconnects, stalls, snapshots, drops)
-        if self.live_stats is not None:
+        if self.live:
             yield from live.values()
         if self.mqtt_connected is not None:
             mqtt = GaugeMetricFamily("edgeagent_mqtt_connected", "1 while connected to the broker")

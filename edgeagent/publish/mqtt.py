@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from edgeagent.config import MqttSection
+from edgeagent.publish.topics import AVAILABILITY
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ OFFLINE = b"offline"
 RECONNECT_MAX_S = 2
 MAX_QUEUED_MESSAGES = 200
 
+# handler(topic, payload): called on the event loop; a coroutine it returns runs as a task kept until done
 CommandHandler = Callable[[str, bytes], Awaitable[None] | None]
 
 
@@ -42,20 +44,18 @@ class MqttPublisher:
     def __init__(self, section: MqttSection, password: SecretStr | None, agent_id: str) -> None:
         self.section = section
         self.base = f"{section.topic_prefix}/{agent_id}"
-        self.availability_topic = f"{self.base}/availability"
+        self.availability_topic = AVAILABILITY.under(self.base)
         self._password = password
         self._client_id = section.client_id or f"edgeagent-{agent_id}"
         self._states: dict[str, _State] = {}
         self._subscriptions: dict[str, CommandHandler] = {}
+        self._handler_tasks: set[asyncio.Task[None]] = set()  # referenced until done (asyncio keeps weak ones)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self.connected = False
         self._stopping = False
         self.connects = 0
         self.last_error: str | None = None
-
-    def topic(self, *parts: str) -> str:
-        return "/".join((self.base, *parts))
 
     # -- lifetime ---------------------------------------------------------------------------------
 
@@ -64,7 +64,7 @@ class MqttPublisher:
             CallbackAPIVersion.VERSION2, client_id=self._client_id, protocol=mqtt.MQTTv311, clean_session=True
         )
         client.enable_logger(logging.getLogger("edgeagent.paho"))
-        client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
+        client.will_set(self.availability_topic, OFFLINE, qos=AVAILABILITY.qos, retain=AVAILABILITY.retained)
         if self.section.username is not None:
             secret = self._password.get_secret_value() if self._password else None
             client.username_pw_set(self.section.username, secret)
@@ -89,7 +89,7 @@ class MqttPublisher:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._client = self._make_client()
-        self._states[self.availability_topic] = _State(ONLINE, True, 1)
+        self._states[self.availability_topic] = _State(ONLINE, AVAILABILITY.retained, AVAILABILITY.qos)
         # connect_async never blocks: the network loop thread connects, and keeps reconnecting.
         self._client.connect_async(self.section.host, self.section.port, keepalive=self.section.keepalive_s)
         self._client.loop_start()
@@ -99,10 +99,10 @@ class MqttPublisher:
         client = self._client
         if client is None:
             return
-        self._states[self.availability_topic] = _State(OFFLINE, True, 1)
+        self._states[self.availability_topic] = _State(OFFLINE, AVAILABILITY.retained, AVAILABILITY.qos)
         self._stopping = True
         if self.connected:
-            info = client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
+            info = client.publish(self.availability_topic, OFFLINE, qos=AVAILABILITY.qos, retain=AVAILABILITY.retained)
             try:
                 await asyncio.to_thread(info.wait_for_publish, timeout_s)
             except (RuntimeError, ValueError) as exc:
@@ -115,6 +115,9 @@ class MqttPublisher:
 
         await asyncio.to_thread(leave)
         self._client = None
+        for task in list(self._handler_tasks):
+            task.cancel()
+        await asyncio.gather(*self._handler_tasks, return_exceptions=True)
 
     # -- publishing -------------------------------------------------------------------------------
 
@@ -174,10 +177,11 @@ class MqttPublisher:
             log.exception("mqtt: handler for %s failed", topic)
             return
         if asyncio.iscoroutine(result):
-            task = asyncio.ensure_future(result)
-            task.add_done_callback(_log_failure)
+            task: asyncio.Task[None] = asyncio.ensure_future(result)
+            self._handler_tasks.add(task)
+            task.add_done_callback(self._handler_done)
 
-
-def _log_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("mqtt: command handler failed: %s", task.exception())
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        self._handler_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("mqtt: command handler failed: %s", task.exception())

@@ -1,0 +1,76 @@
+"""The agent's background work: a set that keeps every task referenced, and the periodic loops.
+
+asyncio keeps only weak references to tasks, so a task nobody holds can be collected mid-run: every
+background task of the agent is spawned through ``BackgroundTasks``, which also cancels them at stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from edgeagent import systemd
+
+log = logging.getLogger(__name__)
+
+FIRST_PICTURE_RETRY_S = 0.5
+
+
+class BackgroundTasks:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s ended with an error", task.get_name(), exc_info=task.exception())
+
+    async def cancel_all(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def every(interval_s: float, step: Callable[[], None], what: str) -> None:
+    """``step()`` now and then every ``interval_s``; a failing step is logged and the loop goes on."""
+    while True:
+        try:
+            step()
+        except Exception:
+            log.exception("%s failed", what)
+        await asyncio.sleep(interval_s)
+
+
+async def snapshots(interval_s: float, publish: Callable[[], Awaitable[bool]], camera: str) -> None:
+    """A snapshot every interval; until the camera's first keyframe, look again every half second so
+    the first snapshot is out as soon as there is a picture."""
+    while True:
+        published = False
+        try:
+            published = await publish()
+        except Exception:
+            log.exception("camera %s: snapshot failed", camera)
+        await asyncio.sleep(interval_s if published else FIRST_PICTURE_RETRY_S)
+
+
+async def watchdog(interval_s: float) -> None:
+    """WATCHDOG=1 only while the event loop turns promptly: a loop stuck in a blocking call gets the
+    agent restarted by systemd instead of silently serving nothing."""
+    while True:
+        before = time.monotonic()
+        await asyncio.sleep(interval_s)
+        lag = time.monotonic() - before - interval_s
+        if lag < interval_s:
+            systemd.notify("WATCHDOG=1")
+        else:
+            log.warning("event loop lagged %.1f s; withholding the watchdog ping", lag)

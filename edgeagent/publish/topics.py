@@ -1,0 +1,63 @@
+"""Every MQTT topic and command of the agent, in one table (the README's "MQTT topics" is this table).
+
+Paths are under ``<base>`` = ``<topic_prefix>/<agent.id>``; ``{camera}`` and ``{session}`` are filled in.
+To add a per-camera topic: a ``Topic("cameras/{camera}/<name>", ...)`` here, published with
+``MqttBridge.set_camera_state`` (edgeagent/publish/mqtt_bridge.py). To add a command: a
+``Command("<name>")`` here, with a handler given to ``MqttBridge.on_command``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    path: str
+    retained: bool
+    qos: int
+    payload: str
+
+    def under(self, base: str, camera: str = "", session: str = "") -> str:
+        return f"{base}/{self.path.format(camera=camera, session=session)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A request to one camera, on ``<base>/cameras/<cam>/<name>`` (``name`` may hold a ``/``)."""
+
+    name: str
+    payload: str
+
+    def filter(self, base: str) -> str:
+        return f"{base}/cameras/+/{self.name}"
+
+
+AVAILABILITY = Topic("availability", True, 1, "`online` on every connect; `offline` as last will and on a clean stop")
+AGENT_HEALTH = Topic("health", False, 0, "JSON every `health_interval_s` (edgeagent.health.AgentHealth)")
+CAMERA_STATUS = Topic("cameras/{camera}/status", True, 1, "`online` / `offline`")
+CAMERA_HEALTH = Topic(
+    "cameras/{camera}/health", False, 0, "JSON on every change of state and every `health_interval_s` (CameraHealth)"
+)
+CAMERA_SNAPSHOT = Topic("cameras/{camera}/snapshot", True, 0, "JPEG bytes, every `snapshot.interval_s` and on request")
+WEBRTC_ANSWER = Topic("webrtc/{session}/answer", False, 1, '`{"sdp"}` or `{"error"}`')
+
+SNAPSHOT_REQUEST = Command("snapshot/request", "any payload: publish a snapshot now")
+RESTART = Command("restart", "any payload: drop the camera connection and reconnect")
+WEBRTC_OFFER = Command("webrtc/offer", '`{"session_id", "sdp"}`: start a live view through the broker')
+
+TOPICS = (AVAILABILITY, AGENT_HEALTH, CAMERA_STATUS, CAMERA_HEALTH, CAMERA_SNAPSHOT, WEBRTC_ANSWER)
+COMMANDS = (SNAPSHOT_REQUEST, RESTART, WEBRTC_OFFER)
+TOPIC_LOG_CHARS = 200  # a stranger's topic is logged at most this long
+
+
+def parse_command(base: str, topic: str) -> tuple[str, str] | None:
+    """``(camera, command name)`` of ``<base>/cameras/<cam>/<command>``, or None for anything else."""
+    rest = topic.removeprefix(base + "/")
+    if rest == topic:
+        return None
+    kind, _, rest = rest.partition("/")
+    camera, _, name = rest.partition("/")
+    if kind != "cameras" or not camera or not name:
+        return None
+    return camera, name

@@ -1,0 +1,32 @@
+"""A camera with the consumers the agent gives it: the parts that live and die with one camera.
+
+Add a per-camera consumer (a recorder, an event detector) here as a field, build it in ``build_unit``
+and give it a cleanup in ``Agent`` (edgeagent/agent.py) beside the camera's.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from edgeagent.camera.camera import Camera
+from edgeagent.config import CameraSection
+from edgeagent.media.snapshot import Snapshotter
+
+
+@dataclass(frozen=True, slots=True)
+class CameraUnit:
+    camera: Camera
+    snapshotter: Snapshotter
+
+    @property
+    def name(self) -> str:
+        return self.camera.name
+
+
+def build_unit(name: str, section: CameraSection, password: SecretStr | None, executor: Executor | None) -> CameraUnit:
+    camera = Camera(name, section, password)
+    snapshotter = Snapshotter(name, section.snapshot, section.privacy_masks, camera.hub, executor)
+    return CameraUnit(camera, snapshotter)
