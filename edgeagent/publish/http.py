@@ -95,8 +95,8 @@ async def _auth_and_headers(
     else:
         try:
             response = await handler(request)
-        except web.HTTPException as exc:
-            response = exc
+        except web.HTTPException as exc:  # returned as a plain response: aiohttp deprecates returning exc
+            response = web.Response(status=exc.status, reason=exc.reason, body=exc.body, headers=exc.headers)
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
