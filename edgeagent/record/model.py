@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 
-class GapReason(str, Enum):
+class GapReason(StrEnum):
     CAMERA_OFFLINE = "camera offline"
     STALL = "stall"
     DISK_FULL = "disk full"
