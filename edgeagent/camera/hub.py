@@ -35,7 +35,7 @@ class Subscription:
         self._waiting_for_keyframe = False
         self.closed = False
 
-    def offer(self, packet: Packet) -> None:
+    def push(self, packet: Packet) -> None:
         """Called by the hub on the event loop; never blocks, never raises."""
         if self.closed:
             return
@@ -135,7 +135,7 @@ class CameraHub:
         elif self._gop and len(self._gop) < MAX_GOP_PACKETS:
             self._gop.append(packet)
         for subscription in tuple(self._subscriptions):
-            subscription.offer(packet)
+            subscription.push(packet)
 
     def stream_ended(self) -> None:
         """The connection is gone: the cached GOP belongs to it and must not start a new consumer."""
@@ -163,7 +163,7 @@ class CameraHub:
         subscription = Subscription(self, name, maxsize, resync_on_drop)
         if from_gop and len(self._gop) <= maxsize:
             for packet in self._gop:
-                subscription.offer(packet)
+                subscription.push(packet)
         elif from_gop or resync_on_drop:
             # A GOP that does not fit would start without its keyframe: start at the next one instead.
             subscription._waiting_for_keyframe = True

@@ -2,7 +2,7 @@
 
 The choice follows the camera: masks (or ``live.passthrough: false``) always transcode, an H.265 stream
 transcodes, H.264 passes through. A camera that comes back from a reboot with another codec switches its
-viewers over on the same peer connections; the tracks notice that ``source`` changed and resubscribe.
+viewers over on the same peer connections; the tracks notice that ``current_hub`` changed and resubscribe.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class CameraFeed:
         hub.on_stream_change(self._on_stream_change)
 
     @property
-    def source(self) -> CameraHub:
+    def current_hub(self) -> CameraHub:
         """The hub viewers read right now: the camera's, or the transcoder's output."""
         return self.transcoder.output if self.transcoder is not None else self.hub
 

@@ -46,15 +46,3 @@ class LiveSession:
             "packets_dropped": self.track.packets_dropped,
             "keyframe_requests": self.track.keyframe_requests,
         }
-
-    def describe(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "camera": self.camera,
-            "state": str(self.state),
-            "age_s": round(time.monotonic() - self.created_at, 1),
-            "time_to_first_frame_s": self.time_to_first_frame_s,
-            "time_to_live_s": self.time_to_live_s,
-            "catch_up_packets": self.track.catch_up_packets,
-            **self.counters(),
-        }

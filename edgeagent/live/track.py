@@ -39,13 +39,12 @@ class CameraTrack(MediaStreamTrack):
         super().__init__()
         self.feed = feed
         self.name = name
-        self._source: CameraHub | None = None
+        self._hub: CameraHub | None = None
         self._subscription: Subscription | None = None
         self._backlog: collections.deque[Packet] = collections.deque()
         self._seen_dropped = 0
         self._need_keyframe = True
         self._draining = False
-        self.lag_resyncs = 0
         self._last_stream: object = None
         self._timeline = RtpTimeline()
         self._attached = False
@@ -91,16 +90,16 @@ class CameraTrack(MediaStreamTrack):
 
     def _subscribe(self) -> None:
         self._unsubscribe()
-        source = self.feed.source
+        hub = self.feed.current_hub
         # No await between these two lines: the GOP and the live packets join without a gap.
-        self._backlog = collections.deque(source.current_gop())
+        self._backlog = collections.deque(hub.current_gop())
         # Room for what arrives while the cached GOP is sent (paced at well above the camera's bitrate);
         # once that is drained, QUEUE_PACKETS is the bound again (see _next).
-        self._subscription = source.subscribe(
+        self._subscription = hub.subscribe(
             "live", maxsize=QUEUE_PACKETS + len(self._backlog), from_gop=False, resync_on_drop=False
         )
         self._draining = True
-        self._source = source
+        self._hub = hub
         self._catch_up_started = None
         self._catch_up_bytes = 0
         self._seen_dropped = 0
@@ -133,12 +132,12 @@ class CameraTrack(MediaStreamTrack):
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            if self._subscription is None or self._source is not self.feed.source:
+            if self._subscription is None or self._hub is not self.feed.current_hub:
                 self._subscribe()
             assert self._subscription is not None
             if self._backlog:
                 await self._pace()
-                if self._subscription is None or self._source is not self.feed.source or not self._backlog:
+                if self._subscription is None or self._hub is not self.feed.current_hub or not self._backlog:
                     continue  # the feed changed while we waited
                 packet = self._backlog.popleft()
                 self._catch_up_bytes += len(packet.data)
@@ -159,7 +158,6 @@ class CameraTrack(MediaStreamTrack):
                 self._draining = backlog > 1
             elif backlog > QUEUE_PACKETS and not self._need_keyframe:
                 self._need_keyframe = True  # fell behind: skip to the next keyframe
-                self.lag_resyncs += 1
             return packet, False
 
     async def recv(self) -> av.Packet:
@@ -176,7 +174,7 @@ class CameraTrack(MediaStreamTrack):
                     continue
                 self._need_keyframe = False
                 self._last_stream = packet.stream
-            if not packet.keyframe and self._source is self.feed.hub and has_b_slice(packet.data):
+            if not packet.keyframe and self._hub is self.feed.hub and has_b_slice(packet.data):
                 self.feed.report_reordering()  # B-frames: the feed switches to the shared transcoder
                 self.skipped += 1
                 continue

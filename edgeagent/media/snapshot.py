@@ -88,14 +88,11 @@ class Snapshotter:
         self.made = 0
         self.failures = 0
         self.last_error: str | None = None
-        self.decode_seconds_total = 0.0
         self._lock = asyncio.Lock()
 
     def _make(self, keyframe: Packet) -> Snapshot:
-        started = time.perf_counter()
         frame = decode_keyframe(keyframe)
         jpeg = render_jpeg(frame, self.section.width, self.section.quality, self.masks)
-        self.decode_seconds_total += time.perf_counter() - started
         out_width, out_height = scaled_size(frame.width, frame.height, self.section.width)
         taken_at = time.time() - (time.monotonic() - keyframe.arrival)
         return Snapshot(jpeg, out_width, out_height, taken_at, keyframe.arrival)
