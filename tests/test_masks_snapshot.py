@@ -11,7 +11,8 @@ import numpy as np
 from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.config import PrivacyMask, SnapshotSection
 from edgeagent.media.masks import apply_masks_yuv420, mask_pixels
-from edgeagent.media.snapshot import decode_keyframe, render_jpeg, scaled_size
+from edgeagent.media.scaling import scaled_size
+from edgeagent.media.snapshot import decode_keyframe, render_jpeg
 
 
 def mask(x: float, y: float, w: float, h: float) -> PrivacyMask:
@@ -27,6 +28,14 @@ def test_scaled_size_keeps_aspect_never_upscales_and_stays_even() -> None:
     assert scaled_size(1920, 1080, 640) == (640, 360)
     assert scaled_size(640, 360, 1920) == (640, 360)
     assert scaled_size(1920, 1080, 641) == (640, 360)
+
+
+def test_scaled_size_rounds_the_height_to_the_nearest_even_from_the_width_used() -> None:
+    # The live transcode uses the same function: a snapshot and the live picture have the same size.
+    assert scaled_size(1280, 720, 853) == (852, 480)  # 479.25 -> 480, not floored to 478
+    assert scaled_size(1920, 1080, 854) == (854, 480)  # 480.375 -> 480
+    assert scaled_size(641, 361, 1920) == (640, 360)  # odd input: even output
+    assert scaled_size(3, 1, 640) == (2, 2)  # never below 2x2
 
 
 def colour_frame(width: int = 320, height: int = 180) -> av.VideoFrame:

@@ -39,7 +39,7 @@ def check_offer(text: str) -> None:
     video = videos[0]
     if video.direction in ("sendonly", "inactive"):
         raise LiveError(400, f"offer does not receive video (direction {video.direction})")
-    if not video.ice.usernameFragment or not video.ice.password:
+    if video.ice is None or not video.ice.usernameFragment or not video.ice.password:
         raise LiveError(400, "offer has no ICE credentials (ice-ufrag, ice-pwd)")
     if video.dtls is None or not video.dtls.fingerprints:
         raise LiveError(400, "offer has no DTLS fingerprint")

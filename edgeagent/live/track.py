@@ -139,10 +139,10 @@ class CameraTrack(MediaStreamTrack):
                 await self._pace()
                 if self._subscription is None or self._hub is not self.feed.current_hub or not self._backlog:
                     continue  # the feed changed while we waited
-                packet = self._backlog.popleft()
-                self._catch_up_bytes += len(packet.data)
+                cached = self._backlog.popleft()
+                self._catch_up_bytes += len(cached.data)
                 self.catch_up_packets += 1
-                return packet, True
+                return cached, True
             if self.caught_up_at is None:
                 self.caught_up_at = time.monotonic()
             packet = self._subscription.get_nowait() or await self._subscription.get()

@@ -27,6 +27,7 @@ from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.config import PrivacyMask
 from edgeagent.media.masks import apply_masks_yuv420
+from edgeagent.media.scaling import scaled_size
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +49,9 @@ def plane_views(frame: av.VideoFrame) -> list[np.ndarray]:
     """Writable numpy views of the Y, U and V planes of a yuv420p frame (no copy)."""
     views = []
     for plane in frame.planes:
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
         views.append(rows[:, : plane.width])
     return views
-
-
-def output_size(width: int, height: int, max_width: int) -> tuple[int, int]:
-    """Even dimensions, scaled down to ``max_width`` keeping the aspect ratio."""
-    if width > max_width:
-        height = round(height * max_width / width)
-        width = max_width
-    return max(2, width & ~1), max(2, height & ~1)
 
 
 class TranscodePipeline:
@@ -67,9 +60,9 @@ class TranscodePipeline:
     def __init__(self, settings: TranscodeSettings) -> None:
         self.settings = settings
         self._input: StreamInfo | None = None
-        self._decoder: av.CodecContext | None = None
+        self._decoder: av.VideoCodecContext | None = None
         self._need_keyframe = True
-        self._encoder: av.CodecContext | None = None
+        self._encoder: av.VideoCodecContext | None = None
         self._output: StreamInfo | None = None
         self._generation = 0
         self._last_pts = -1
@@ -85,6 +78,7 @@ class TranscodePipeline:
     def _open_decoder(self, stream: StreamInfo) -> None:
         self._input = stream
         decoder = av.CodecContext.create(stream.codec, "r")
+        assert isinstance(decoder, av.VideoCodecContext)
         decoder.thread_count = 1  # no frame delay, and the least CPU per camera (see the field notes)
         self._decoder = decoder
         self._need_keyframe = True
@@ -123,6 +117,7 @@ class TranscodePipeline:
     def _open_encoder(self, width: int, height: int, fps: int) -> None:
         bitrate = self.settings.bitrate_kbps
         encoder = av.CodecContext.create("libx264", "w")
+        assert isinstance(encoder, av.VideoCodecContext)
         encoder.width = width
         encoder.height = height
         encoder.pix_fmt = "yuv420p"
@@ -157,7 +152,7 @@ class TranscodePipeline:
         self._output = None
 
     def _encode(self, frame: av.VideoFrame, source: Packet, force_keyframe: bool, fps: int) -> list[Packet]:
-        width, height = output_size(frame.width, frame.height, self.settings.width)
+        width, height = scaled_size(frame.width, frame.height, self.settings.width)
         if self._encoder is None or (self._encoder.width, self._encoder.height) != (width, height):
             self._open_encoder(width, height, fps)
         assert self._encoder is not None and self._output is not None

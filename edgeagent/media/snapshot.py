@@ -17,6 +17,7 @@ from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.packet import Packet
 from edgeagent.config import PrivacyMask, SnapshotSection
 from edgeagent.media.masks import apply_masks_bgr
+from edgeagent.media.scaling import scaled_size
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def decode_keyframe(packet: Packet) -> av.VideoFrame:
     """
     stream = packet.stream
     context = av.CodecContext.create(stream.codec, "r")
+    assert isinstance(context, av.VideoCodecContext)
     context.thread_count = 1  # one picture at a time: threads only add latency here
     if stream.extradata:
         context.extradata = stream.extradata
@@ -47,13 +49,6 @@ def decode_keyframe(packet: Packet) -> av.VideoFrame:
     if not frames:
         raise ValueError("the keyframe did not decode to a picture")
     return frames[-1]
-
-
-def scaled_size(width: int, height: int, target_width: int) -> tuple[int, int]:
-    """The configured width (never upscaled), the height that keeps the aspect ratio, both even."""
-    out_width = min(target_width, width) & ~1
-    out_height = max(2, round(height * out_width / width / 2) * 2)
-    return out_width, out_height
 
 
 def render_jpeg(frame: av.VideoFrame, width: int, quality: int, masks: Sequence[PrivacyMask]) -> bytes:
