@@ -9,6 +9,7 @@ feed.py       per camera: pass the camera's H.264 through, or switch its viewers
 transcode.py  per camera: decode once, mask, encode once (libx264) and fan out to every viewer
 timeline.py   one continuous RTP clock per viewer across reconnects and feed switches
 offer.py      what an offer must hold, and the codecs the agent answers with (H.264)
+candidates.py which of an offer's ICE candidates are checked (plausible ones, 16 addresses at most)
 h264.py       B-frame detection from slice headers (browsers cannot take them passed through)
 ice.py        ICE servers from the configuration only, and the host addresses to offer
 errors.py     LiveError: an HTTP-like status and a one-line reason

@@ -15,6 +15,8 @@ from aiortc.sdp import SessionDescription
 from edgeagent.live.errors import LiveError
 
 MAX_SDP_BYTES = 64 * 1024
+MAX_SDP_LINE_BYTES = 1024  # a browser's longest lines (fingerprint, fmtp, extmap) are under 200 bytes
+MAX_MEDIA_SECTIONS = 8  # each section may cost a transport, with its sockets; a viewer needs one or three
 
 
 def h264_preferences() -> list[RTCRtpCodecCapability]:
@@ -29,6 +31,13 @@ def check_offer(text: str) -> None:
         raise LiveError(400, f"offer is larger than {MAX_SDP_BYTES} bytes")
     if not text.lstrip().startswith("v=0"):
         raise LiveError(400, "malformed SDP: an offer starts with v=0")
+    lines = text.splitlines()
+    longest = max(len(line.encode()) for line in lines)
+    if longest > MAX_SDP_LINE_BYTES:
+        raise LiveError(400, f"malformed SDP: a line of {longest} bytes (at most {MAX_SDP_LINE_BYTES})")
+    sections = sum(1 for line in lines if line.startswith("m="))
+    if sections > MAX_MEDIA_SECTIONS:
+        raise LiveError(400, f"offer has {sections} media sections (at most {MAX_MEDIA_SECTIONS})")
     try:
         description = SessionDescription.parse(text)
     except Exception as exc:  # the parser asserts and indexes its way through the text

@@ -19,9 +19,10 @@ from aiortc.exceptions import OperationError
 
 from edgeagent.camera.hub import CameraHub
 from edgeagent.config import CameraSection, WebRtcSection
+from edgeagent.live.candidates import screen_candidates
 from edgeagent.live.errors import LiveError
 from edgeagent.live.feed import CameraFeed
-from edgeagent.live.ice import pin_host_addresses, rtc_configuration, unpin_host_addresses
+from edgeagent.live.ice import offered_host_addresses, offers_loopback, rtc_configuration
 from edgeagent.live.offer import check_offer, h264_preferences
 from edgeagent.live.session import LiveSession, SessionState
 from edgeagent.live.stats import LiveStats
@@ -39,7 +40,7 @@ class LiveService:
     ) -> None:
         self.webrtc = webrtc
         self._configuration = rtc_configuration(webrtc)
-        pin_host_addresses(webrtc.host_addresses)
+        self._offers_loopback = offers_loopback(webrtc)
         self._feeds = {
             name: CameraFeed(name, section, hubs[name], webrtc) for name, section in cameras.items() if name in hubs
         }
@@ -64,7 +65,7 @@ class LiveService:
             return await self._offer(camera, sdp, session_id)
         except LiveError as exc:
             self.refusals[exc.status] += 1
-            log.info("live: offer for camera %r refused: %s", camera, exc)
+            log.info("live: offer for camera %r refused: %s", camera[:64], exc)
             raise
 
     async def _offer(self, camera: str, sdp: str, session_id: str | None) -> tuple[str, str]:
@@ -72,8 +73,12 @@ class LiveService:
             raise LiveError(503, "live view is shutting down")
         feed = self._feeds.get(camera)
         if feed is None:
-            raise LiveError(404, f"unknown camera {camera!r}")
+            raise LiveError(404, f"unknown camera {camera[:64]!r}")
         check_offer(sdp)
+        screened = screen_candidates(sdp, self._offers_loopback)
+        if screened.dropped:
+            log.info("live: offer for camera %s: %s", camera, screened.summary())
+        sdp = screened.sdp
         if session_id is None:
             session_id = secrets.token_urlsafe(12)
         elif not SESSION_ID_PATTERN.match(session_id):
@@ -99,7 +104,8 @@ class LiveService:
                 raise LiveError(406, f"no common codec ({exc})") from None
             except Exception as exc:
                 raise LiveError(400, f"offer rejected: {exc or type(exc).__name__}") from None
-            await pc.setLocalDescription(await pc.createAnswer())
+            with offered_host_addresses(self.webrtc.host_addresses):
+                await pc.setLocalDescription(await pc.createAnswer())
         except BaseException as exc:
             await self._close(session, "offer failed")
             if isinstance(exc, LiveError | asyncio.CancelledError):
@@ -196,7 +202,6 @@ class LiveService:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         await asyncio.gather(*(feed.close() for feed in self._feeds.values()), return_exceptions=True)
-        unpin_host_addresses()
 
     # -- figures ----------------------------------------------------------------------------------
 

@@ -26,11 +26,11 @@ async def handle_mqtt_offer(live: LiveService, camera: str, payload: bytes) -> t
     try:
         message = json.loads(payload)
     except (UnicodeDecodeError, ValueError):
-        log.warning("live: MQTT offer for camera %r is not JSON; ignored", camera)
+        log.warning("live: MQTT offer for camera %r is not JSON; ignored", camera[:64])
         return None
     session_id = message.get("session_id") if isinstance(message, dict) else None
     if not isinstance(session_id, str) or not SESSION_ID_PATTERN.match(session_id):
-        log.warning("live: MQTT offer for camera %r has no valid session_id; ignored", camera)
+        log.warning("live: MQTT offer for camera %r has no valid session_id; ignored", camera[:64])
         return None
     sdp = message.get("sdp")
     if not isinstance(sdp, str):

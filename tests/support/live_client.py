@@ -14,14 +14,14 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from edgeagent.live.ice import pin_host_addresses
+from edgeagent.live.ice import offered_host_addresses
 from tests.support.browser import summarise_rgb
 
 
 class PythonViewer:
     def __init__(self, codecs: tuple[str, ...] = ("video/H264",), loopback: bool = True) -> None:
-        if loopback:
-            pin_host_addresses(["127.0.0.1"])  # aioice leaves loopback out of its host candidates
+        # aioice leaves loopback out of its host candidates
+        self.host_addresses = ["127.0.0.1"] if loopback else []
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
         wanted = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in codecs]
@@ -51,7 +51,8 @@ class PythonViewer:
                 self._frame_event.set()
 
     async def offer(self) -> str:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        with offered_host_addresses(self.host_addresses):
+            await self.pc.setLocalDescription(await self.pc.createOffer())
         return self.pc.localDescription.sdp
 
     async def accept(self, answer: str) -> None:
