@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import av
 import cv2
 import numpy as np
 
+from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.config import PrivacyMask, SnapshotSection
 from edgeagent.media.masks import apply_masks_yuv420, mask_pixels
 from edgeagent.media.scaling import scaled_size
-from edgeagent.media.snapshot import decode_keyframe, render_jpeg
+from edgeagent.media.snapshot import Snapshotter, decode_keyframe, render_jpeg
 
 
 def mask(x: float, y: float, w: float, h: float) -> PrivacyMask:
@@ -82,3 +87,20 @@ def test_yuv_masks_blacken_only_their_rectangle() -> None:
 
 def test_snapshot_section_defaults() -> None:
     assert SnapshotSection() == SnapshotSection(interval_s=10, width=640, quality=80)
+
+
+async def test_a_snapshot_made_while_the_camera_came_back_as_another_stream_is_not_kept() -> None:
+    data, stream = encode_keyframe(colour_frame())
+    hub = CameraHub("north")
+    hub.publish(Packet(data, 0, 0, True, stream, time.monotonic()))
+    gate = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        executor.submit(gate.wait, 10)  # the snapshot's decode waits behind this
+        snapshotter = Snapshotter("north", SnapshotSection(), [], hub, executor)
+        pending = asyncio.ensure_future(snapshotter.snapshot())
+        await asyncio.sleep(0)  # the snapshot took its keyframe and waits for the executor
+        hevc = StreamInfo("hevc", 1920, 1080, Fraction(1, 90000), None, 2)
+        hub.publish(Packet(b"\x00\x00\x01\x26\x01", 0, 0, True, hevc, time.monotonic()))
+        gate.set()
+        assert await pending is None
+    assert snapshotter.latest is None and snapshotter.failures == 0

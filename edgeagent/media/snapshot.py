@@ -14,7 +14,7 @@ import av.error
 import cv2
 
 from edgeagent.camera.hub import CameraHub
-from edgeagent.camera.packet import Packet
+from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.config import PrivacyMask, SnapshotSection
 from edgeagent.media.masks import apply_masks_bgr
 from edgeagent.media.scaling import scaled_size
@@ -63,8 +63,17 @@ def render_jpeg(frame: av.VideoFrame, width: int, quality: int, masks: Sequence[
     return encoded.tobytes()
 
 
+def picture_format(stream: StreamInfo) -> tuple[str, int, int]:
+    return stream.codec, stream.width, stream.height
+
+
 class Snapshotter:
-    """The latest snapshot of one camera, made from the hub's latest keyframe when someone asks."""
+    """The latest snapshot of one camera, made from the hub's latest keyframe when someone asks.
+
+    The snapshot belongs to the stream it was made from: when the camera comes back with another codec or
+    size (a firmware update, H.264 -> H.265 after a restart), it is dropped at once, so nothing can
+    show the old picture as the camera's, also while the new stream's first keyframe fails to decode.
+    """
 
     def __init__(
         self,
@@ -80,10 +89,16 @@ class Snapshotter:
         self.hub = hub
         self.executor = executor
         self.latest: Snapshot | None = None
+        self._latest_format: tuple[str, int, int] | None = None
         self.made = 0
         self.failures = 0
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
+        hub.on_stream_change(self._on_stream_change)
+
+    def _on_stream_change(self, stream: StreamInfo | None) -> None:
+        if stream is not None and picture_format(stream) != self._latest_format:
+            self.latest, self._latest_format = None, None
 
     def _make(self, keyframe: Packet) -> Snapshot:
         frame = decode_keyframe(keyframe)
@@ -105,11 +120,15 @@ class Snapshotter:
                 return self.latest
             loop = asyncio.get_running_loop()
             try:
-                self.latest = await loop.run_in_executor(self.executor, self._make, keyframe)
+                snapshot = await loop.run_in_executor(self.executor, self._make, keyframe)
             except (av.error.FFmpegError, ValueError) as exc:
                 self.failures += 1
                 self.last_error = f"snapshot failed: {exc}"
                 log.warning("camera %s: %s", self.camera, self.last_error)
                 return None
             self.made += 1
-            return self.latest
+            made_from = picture_format(keyframe.stream)
+            if self.hub.stream is not None and picture_format(self.hub.stream) != made_from:
+                return None  # the camera came back as another stream while this was made
+            self.latest, self._latest_format = snapshot, made_from
+            return snapshot
