@@ -1,9 +1,10 @@
-"""Command line: run, check-config, probe, simulate."""
+"""Command line: run, check-config, config-schema, config-doc, probe, simulate."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import sys
@@ -13,7 +14,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from edgeagent import __version__, logs
-from edgeagent.config import CameraSection, ConfigError, format_validation_error, load_config, read_secret
+from edgeagent.config import CameraSection, ConfigError, read_secret
+from edgeagent.configfile import CheckedConfig, check_config, format_validation_error
 
 EXIT_CONFIG = 2
 SIMULATOR = Path(__file__).resolve().parent / "simulator" / "rtsp_camera.py"
@@ -24,23 +26,58 @@ def _config_errors(error: ConfigError, path: str) -> None:
         print(f"config error: {line}" if line.startswith(path) else f"config error: {path}: {line}", file=sys.stderr)
 
 
-def cmd_check_config(args: argparse.Namespace) -> int:
+def _checked(path: str) -> CheckedConfig | None:
+    """The one check for check-config and run; None (problems printed) when the file cannot run."""
     try:
-        load_config(Path(args.config))
+        return check_config(Path(path))
     except ConfigError as exc:
-        _config_errors(exc, args.config)
+        _config_errors(exc, path)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    checked = _checked(args.config)
+    if checked is None:
         return EXIT_CONFIG
+    for warning in checked.warnings:
+        print(f"config warning: {args.config}: {warning}", file=sys.stderr)
     print("ok")
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from edgeagent.configdoc import schema_json
+
+    print(schema_json())
+    return 0
+
+
+def cmd_config_doc(args: argparse.Namespace) -> int:
+    from edgeagent.configdoc import README, reference_yaml, update_readme
+
+    if args.stdout:
+        print(reference_yaml(), end="")
+        return 0
+    readme = Path(args.readme) if args.readme else README
     try:
-        config = load_config(Path(args.config))
-    except ConfigError as exc:
-        _config_errors(exc, args.config)
+        current = update_readme(readme, check=args.check)
+    except (OSError, ValueError) as exc:
+        print(f"config-doc: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.check and not current:
+        print(f"config-doc: {readme} is out of date: run `edgeagent config-doc`", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    checked = _checked(args.config)
+    if checked is None:
+        return EXIT_CONFIG
+    config = checked.config
     logs.setup(args.log_level or config.agent.log_level)
+    for warning in checked.warnings:
+        logging.getLogger("edgeagent.config").warning("config: %s", warning)
     from edgeagent.agent import Agent
 
     async def main() -> None:
@@ -117,9 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.set_defaults(handler=cmd_run)
 
-    check = commands.add_parser("check-config", help="validate a configuration file and exit")
+    check = commands.add_parser("check-config", help="apply run's checks to a configuration file and exit")
     check.add_argument("config")
     check.set_defaults(handler=cmd_check_config)
+
+    schema = commands.add_parser("config-schema", help="print the configuration's JSON schema (for editors)")
+    schema.set_defaults(handler=cmd_config_schema)
+
+    doc = commands.add_parser("config-doc", help="write the configuration reference into README.md")
+    doc.add_argument("--readme", help="the README to update (default: the project's)")
+    doc.add_argument("--check", action="store_true", help="only say whether it is current (exit 1 if not)")
+    doc.add_argument("--stdout", action="store_true", help="print the reference instead")
+    doc.set_defaults(handler=cmd_config_doc)
 
     probe = commands.add_parser("probe", help="open a stream once and print codec, size, fps, GOP, bitrate")
     probe.add_argument("url", help="rtsp://user@host/path (no password in the URL)")

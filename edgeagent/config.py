@@ -1,29 +1,33 @@
 """Typed configuration: read once at start, validated, with secrets kept out of the YAML.
 
-Every part of the agent receives these objects; none reads files or the environment on its own.
+Every part of the agent receives these objects; none reads files or the environment on its own. The
+secrets a section names (``*_file``, ``*_env``) are read when the file is loaded
+(:mod:`edgeagent.configfile`) and held by the section as ``SecretStr`` (``camera.password``,
+``mqtt.password``, ``http.token``, ``ice_server.credential``). Every field says what it is: the README's
+reference and ``edgeagent config-schema`` are generated from these descriptions.
 """
 
 from __future__ import annotations
 
-import os
+import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+
+from edgeagent.secretfile import SecretProblem, read_secret_env, read_secret_file
+from edgeagent.urls import check_host_name, redact_url, refuse_credentials, url_with_password
+
+if TYPE_CHECKING:
+    from edgeagent.configfile import CheckedConfig
+
+__all__ = ["redact_url", "url_with_password"]  # kept here for older callers; they live in edgeagent.urls
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 TOPIC_PATTERN = r"^[A-Za-z0-9_/-]+$"
+ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 
 
 class ConfigError(Exception):
@@ -39,17 +43,30 @@ class Strict(BaseModel):
 
 
 class AgentSection(Strict):
-    id: str = Field(pattern=NAME_PATTERN)
-    state_dir: Path = Path("/var/lib/edgeagent")
-    health_interval_s: float = Field(default=10, gt=0, le=3600)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    id: str = Field(pattern=NAME_PATTERN, description="required; part of every MQTT topic", examples=["cabinet-17"])
+    state_dir: Path = Field(
+        default=Path("/var/lib/edgeagent"),
+        description="the generated HTTP token lives here; disk free is reported for it",
+    )
+    health_interval_s: float = Field(default=10, gt=0, le=3600, description="how often health is published")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="debug | info | warning | error"
+    )
 
 
 class TlsSection(Strict):
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure_skip_verify: bool = False
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate(s) the broker's is checked against", examples=["/etc/edgeagent/ca.pem"]
+    )
+    cert_file: Path | None = Field(
+        default=None, description="client certificate, with key_file", examples=["/etc/edgeagent/client.pem"]
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description="its private key (not readable by other users)", examples=["/etc/edgeagent/client.key"]
+    )
+    insecure_skip_verify: bool = Field(default=False, description="accept any broker certificate (tests only)")
 
     @model_validator(mode="after")
     def _pair(self) -> TlsSection:
@@ -59,26 +76,56 @@ class TlsSection(Strict):
 
 
 class MqttSection(Strict):
-    host: str = Field(min_length=1)
-    port: int = Field(default=8883, ge=1, le=65535)
-    username: str | None = None
-    password_file: Path | None = None
-    password_env: str | None = None
-    tls: TlsSection | None = None
-    topic_prefix: str = Field(default="edgeagent", pattern=TOPIC_PATTERN)
-    keepalive_s: int = Field(default=10, ge=2, le=3600)
-    client_id: str | None = None
+    host: str = Field(min_length=1, max_length=253, description="required; the broker", examples=["broker.example"])
+    port: int = Field(default=8883, ge=1, le=65535, description="the broker's port")
+    username: str | None = Field(
+        default=None, max_length=256, description="user name at the broker", examples=["edge17"]
+    )
+    password_file: Path | None = Field(default=None, description="file holding the broker password", examples=["mqtt"])
+    password_env: str | None = Field(
+        default=None, pattern=ENV_PATTERN, description="or: environment variable holding it"
+    )
+    tls: TlsSection | None = Field(default=None, description="optional; omit for a plain connection (tests, the demo)")
+    topic_prefix: str = Field(default="edgeagent", pattern=TOPIC_PATTERN, description="first level of every topic")
+    keepalive_s: int = Field(
+        default=10, ge=2, le=3600, description="the broker sends the last will about 1.5 x this after the agent hangs"
+    )
+    client_id: str | None = Field(default=None, max_length=128, description="default edgeagent-<agent.id>")
+    _password: SecretStr | None = PrivateAttr(None)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_host_name(value)
+
+    @property
+    def password(self) -> SecretStr | None:
+        """The broker password, read from password_file or password_env at load."""
+        return self._password
 
 
 class HttpTls(Strict):
-    cert_file: Path
-    key_file: Path
+    cert_file: Path = Field(description="server certificate (chain)", examples=["/etc/edgeagent/http.pem"])
+    key_file: Path = Field(
+        description="its private key (not readable by other users)", examples=["/etc/edgeagent/http.key"]
+    )
 
 
 class HttpSection(Strict):
-    listen: str = "127.0.0.1:8080"
-    token_file: Path | None = None
-    tls: HttpTls | None = None
+    listen: str = Field(
+        default="127.0.0.1:8080",
+        description="HOST:PORT; plain HTTP on an address other than loopback gets a warning: set tls",
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description=(
+            "bearer token (>= 16 characters, >= 8 different ones); without it a random token is made once and "
+            "stored 0600 as <state_dir>/http-token (its path is logged, never it)"
+        ),
+        examples=["http-token"],
+    )
+    tls: HttpTls | None = Field(default=None, description="optional: serve HTTPS")
+    _token: SecretStr | None = PrivateAttr(None)
 
     @field_validator("listen")
     @classmethod
@@ -86,6 +133,7 @@ class HttpSection(Strict):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080")
+        check_host_name(host)
         return value
 
     @property
@@ -96,11 +144,16 @@ class HttpSection(Strict):
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
 
+    @property
+    def token(self) -> SecretStr | None:
+        """The token read from token_file at load; None when the agent makes its own."""
+        return self._token
+
 
 class SnapshotSection(Strict):
-    interval_s: float = Field(default=10, gt=0, le=86400)
-    width: int = Field(default=640, ge=16, le=7680)
-    quality: int = Field(default=80, ge=1, le=100)
+    interval_s: float = Field(default=10, gt=0, le=86400, description="a fresh snapshot this often")
+    width: int = Field(default=640, ge=16, le=7680, description="scaled to this width (height keeps the aspect)")
+    quality: int = Field(default=80, ge=1, le=100, description="JPEG quality")
 
 
 Fraction01 = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -109,10 +162,10 @@ Fraction01 = Annotated[float, Field(ge=0.0, le=1.0)]
 class PrivacyMask(Strict):
     """A rectangle as fractions of the picture; the field is written as a list [x, y, w, h]."""
 
-    x: Fraction01
-    y: Fraction01
-    w: Fraction01
-    h: Fraction01
+    x: Fraction01 = Field(description="left edge, fraction of the width")
+    y: Fraction01 = Field(description="top edge, fraction of the height")
+    w: Fraction01 = Field(description="width, fraction of the picture's")
+    h: Fraction01 = Field(description="height, fraction of the picture's")
 
     @model_validator(mode="before")
     @classmethod
@@ -135,19 +188,37 @@ class PrivacyMask(Strict):
 class LiveSection(Strict):
     """Settings for every camera's live view."""
 
-    passthrough: bool = True  # H.264 goes to viewers as the camera sent it
+    passthrough: bool = Field(
+        default=True, description="H.264 goes to viewers as the camera sent it; false: always the shared transcode"
+    )
 
 
 class CameraSection(Strict):
-    url: str
-    password_file: Path | None = None
-    password_env: str | None = None
-    transport: Literal["tcp", "udp"] = "tcp"
-    stall_timeout_s: float = Field(default=5, ge=1, le=120)
-    open_timeout_s: float = Field(default=10, ge=1, le=120)
-    snapshot: SnapshotSection = SnapshotSection()
-    privacy_masks: list[PrivacyMask] = []
-    live: LiveSection = LiveSection()
+    url: str = Field(
+        max_length=2048,
+        description="rtsp:// or rtsps://; never holds a password (user:pw@, ?password=, ...)",
+        examples=["rtsp://viewer@10.0.0.21:554/stream1"],
+    )
+    password_file: Path | None = Field(
+        default=None, description="file holding the camera password", examples=["camera-north"]
+    )
+    password_env: str | None = Field(
+        default=None, pattern=ENV_PATTERN, description="or: environment variable holding it"
+    )
+    transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport: tcp | udp")
+    stall_timeout_s: float = Field(
+        default=5, ge=1, le=120, description="no packet for this long: the camera is offline, reconnect"
+    )
+    open_timeout_s: float = Field(default=10, ge=1, le=120, description="time allowed to open the stream")
+    snapshot: SnapshotSection = Field(default=SnapshotSection(), description="JPEG snapshots")
+    privacy_masks: list[PrivacyMask] = Field(
+        default=[],
+        max_length=64,
+        description="[x, y, w, h] as fractions of the picture; applied to snapshots and to the live picture",
+        examples=[[[0.0, 0.0, 0.25, 0.2]]],
+    )
+    live: LiveSection = Field(default=LiveSection(), description="live view")
+    _password: SecretStr | None = PrivateAttr(None)
 
     @field_validator("url")
     @classmethod
@@ -157,181 +228,110 @@ class CameraSection(Strict):
             raise ValueError("must be an rtsp:// or rtsps:// URL")
         if not parts.hostname:
             raise ValueError("has no host")
-        if parts.password is not None:
-            raise ValueError("must not hold a password: use password_file or password_env")
+        refuse_credentials(value, "password_file or password_env")
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
             raise ValueError("has an invalid port") from None
         return value
 
+    @property
+    def password(self) -> SecretStr | None:
+        """The camera password, read from password_file or password_env at load."""
+        return self._password
+
 
 class IceServer(Strict):
-    urls: list[str] = Field(min_length=1)
-    username: str | None = None
-    credential_file: Path | None = None
+    urls: list[str] = Field(
+        min_length=1, max_length=8, description="stun:, stuns:, turn: or turns: URLs", examples=[["turn:turn.example"]]
+    )
+    username: str | None = Field(default=None, max_length=256, description="TURN user name")
+    credential_file: Path | None = Field(default=None, description="file holding the TURN credential")
+    _credential: SecretStr | None = PrivateAttr(None)
 
     @field_validator("urls")
     @classmethod
     def _urls(cls, value: list[str]) -> list[str]:
         for url in value:
-            if not re.match(r"^(stun|stuns|turn|turns):", url):
-                raise ValueError(f"ICE server URL must start with stun:, stuns:, turn: or turns: ({url!r})")
+            if not re.match(r"^(stun|stuns|turn|turns):", url) or len(url) > 512:
+                raise ValueError(f"ICE server URL must start with stun:, stuns:, turn: or turns: ({redact_url(url)!r})")
+            refuse_credentials(url, "username and credential_file")
         return value
+
+    @property
+    def credential(self) -> SecretStr | None:
+        """The TURN credential, read from credential_file at load."""
+        return self._credential
 
 
 class WebRtcSection(Strict):
-    ice_servers: list[IceServer] = []  # empty: no STUN or TURN server is ever contacted
-    host_addresses: list[str] = []  # addresses to offer as host candidates; empty: all local ones
-    max_viewers_per_camera: int = Field(default=8, ge=0, le=256)
-    max_viewers_total: int = Field(default=16, ge=0, le=1024)
-    connect_timeout_s: float = Field(default=15, gt=0, le=300)
-    transcode_width: int = Field(default=1280, ge=64, le=7680)
-    transcode_bitrate_kbps: int = Field(default=2500, ge=100, le=50000)
-    # Pace of the cached GOP sent to a new viewer (its picture at once, then live); 0 sends it unpaced.
-    catch_up_kbps: int = Field(default=25000, ge=0, le=1_000_000)
+    ice_servers: list[IceServer] = Field(
+        default=[], max_length=8, description="none by default: nothing is contacted that you did not configure"
+    )
+    host_addresses: list[str] = Field(
+        default=[], max_length=64, description="addresses offered as host candidates; empty: the machine's own"
+    )
+    max_viewers_per_camera: int = Field(default=8, ge=0, le=256, description="viewers of one camera at once")
+    max_viewers_total: int = Field(default=16, ge=0, le=1024, description="viewers of all cameras at once")
+    connect_timeout_s: float = Field(default=15, gt=0, le=300, description="sessions that never connect are closed")
+    transcode_width: int = Field(
+        default=1280, ge=64, le=7680, description="for H.265 cameras and masked cameras (shared transcode)"
+    )
+    transcode_bitrate_kbps: int = Field(default=2500, ge=100, le=50000, description="bitrate of the shared transcode")
+    catch_up_kbps: int = Field(
+        default=25000, ge=0, le=1_000_000, description="how fast a new viewer gets the cached GOP; 0 sends it unpaced"
+    )
 
     @field_validator("host_addresses")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
         for address in value:
             try:
                 ipaddress.ip_address(address)
             except ValueError:
-                raise ValueError(f"host address must be an IP address ({address!r})") from None
+                raise ValueError(f"host address must be an IP address ({address[:60]!r})") from None
         return value
 
 
 class Config(Strict):
-    agent: AgentSection
-    mqtt: MqttSection | None = None
-    http: HttpSection = HttpSection()
-    webrtc: WebRtcSection = WebRtcSection()
-    cameras: dict[Annotated[str, Field(pattern=NAME_PATTERN)], CameraSection] = {}
+    agent: AgentSection = Field(description="this agent")
+    mqtt: MqttSection | None = Field(default=None, description="optional; without it nothing is published over MQTT")
+    http: HttpSection = Field(default=HttpSection(), description="the HTTP API, the operator page and WHEP")
+    webrtc: WebRtcSection = Field(default=WebRtcSection(), description="the live view")
+    cameras: dict[Annotated[str, Field(pattern=NAME_PATTERN)], CameraSection] = Field(
+        default={},
+        max_length=256, description="by name: [a-z0-9][a-z0-9_-]*", json_schema_extra={"x-example-key": "north"}
+    )
 
 
-# -- secrets ------------------------------------------------------------------------------------
+# -- kept for callers from before secrets were resolved at load --------------------------------------
 
 
 def read_secret(file: Path | None, env: str | None, what: str) -> SecretStr | None:
     """A secret from a file (systemd credential) or an environment variable; never from the YAML.
 
-    A relative file name is looked up in $CREDENTIALS_DIRECTORY when systemd set one.
+    Prefer the value the loaded section holds (``camera.password``, ...): it was read once, at load.
     """
-    if file is not None:
-        path = file
-        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not path.is_absolute() and credentials:
-            path = Path(credentials) / path
-        try:
-            return SecretStr(path.read_text().rstrip("\r\n"))
-        except OSError as exc:
-            raise ConfigError([f"{what}: cannot read secret file {str(path)!r}: {exc.strerror}"]) from None
-    if env is not None:
-        if env not in os.environ:
-            raise ConfigError([f"{what}: environment variable {env!r} is not set"])
-        return SecretStr(os.environ[env])
+    try:
+        if file is not None:
+            return read_secret_file(file)
+        if env is not None:
+            return read_secret_env(env)
+    except SecretProblem as exc:
+        raise ConfigError([f"{what}: {exc}"]) from None
     return None
 
 
-def redact_url(url: str) -> str:
-    """The URL as it may be shown: any password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}" if user else f"***@{host}"))
-
-
-def url_with_password(url: str, password: SecretStr | None) -> str:
-    """The URL to hand to FFmpeg; only ever passed to the demuxer, never logged."""
-    if password is None:
-        return url
-    from urllib.parse import quote
-
-    parts = urlsplit(url)
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"{quote(user, safe='')}:{quote(password.get_secret_value(), safe='')}@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-# -- loading ------------------------------------------------------------------------------------
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    text = re.sub(r"(rtsps?://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _clean_message(message: str) -> str:
-    return message.removeprefix("Value error, ")
-
-
-def format_validation_error(error: ValidationError) -> list[str]:
-    lines = []
-    for item in error.errors():
-        loc = tuple(part for part in item["loc"] if not str(part).startswith("function-"))
-        if item["type"] == "extra_forbidden":
-            lines.append(f"{_location(loc)}: unknown key")
-        elif item["type"] == "missing":
-            lines.append(f"{_location(loc)}: required field is missing")
-        else:
-            lines.append(f"{_location(loc)}: {_clean_message(item['msg'])} (got {_short(item.get('input'))})")
-    return lines
-
-
 def parse_config(data: object) -> Config:
-    if not isinstance(data, dict):
-        raise ConfigError([f"(top level): must be a mapping of sections (got {_short(data)})"])
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+    """The models from YAML data, without reading secrets (see :func:`edgeagent.configfile.parse_config`)."""
+    from edgeagent.configfile import parse_config as parse
+
+    return parse(data)
 
 
 def load_config(path: Path) -> Config:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError([f"{path}:{where}: {problem}"]) from None
-    config = parse_config(data)
-    check_secrets(config)
-    return config
+    """The configuration in ``path``, every check applied (see :func:`edgeagent.configfile.check_config`)."""
+    from edgeagent.configfile import check_config
 
-
-def check_secrets(config: Config) -> None:
-    """Fail at start, not at first use, when a named secret cannot be read."""
-    errors: list[str] = []
-    checks: list[tuple[Path | None, str | None, str]] = []
-    if config.mqtt:
-        checks.append((config.mqtt.password_file, config.mqtt.password_env, "mqtt.password_file"))
-        if config.mqtt.tls:
-            for name in ("ca_file", "cert_file", "key_file"):
-                file = getattr(config.mqtt.tls, name)
-                if file is not None and not file.is_file():
-                    errors.append(f"mqtt.tls.{name}: no such file (got {str(file)!r})")
-    for name, camera in config.cameras.items():
-        checks.append((camera.password_file, camera.password_env, f"cameras.{name}.password_file"))
-    for file, env, what in checks:
-        try:
-            read_secret(file, env, what)
-        except ConfigError as exc:
-            errors.extend(exc.lines)
-    if errors:
-        raise ConfigError(errors)
+    checked: CheckedConfig = check_config(path)
+    return checked.config

@@ -8,6 +8,7 @@ times (a 30 kB HTTP method once took the old backtracking regex 5 s).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -33,6 +34,11 @@ _QUERY_OR_WORD_END = re.compile(r"[?#\s\"'<>`]")
 _AUTHORITY_END = re.compile(r"[/?#\s\"'<>`]")
 
 
+# A word's user and secret before its last "@": tried only where a word starts (the look-behind), and
+# each repetition takes one character in one way only, so a word costs time linear in its length once.
+_BARE_USERINFO = re.compile(r"(?<![^\s\"'<>`])((?:[^\s\"'<>`@:%]|%(?!3[aA]))*)(?::(?!//)|%3[aA])[^\s\"'<>`]*@")
+
+
 def _folded(text: str) -> bytes:
     return text.encode("ascii", "replace").lower()
 
@@ -49,6 +55,11 @@ def _user_of(userinfo: str) -> str:
 def _masked_userinfo(userinfo: str) -> str:
     user = _user_of(userinfo)
     return f"{user}:{MASK}@" if user else f"{MASK}@"
+
+
+def _redact_bare_userinfo(text: str) -> str:
+    """``user:secret@host`` without a scheme (a broker host, a TURN URL) as ``user:***@host``."""
+    return _BARE_USERINFO.sub(lambda m: f"{m.group(1)}:{MASK}@", text) if "@" in text else text
 
 
 def _redact_parameters(text: str) -> str:
@@ -74,7 +85,8 @@ def redact_text(text: str) -> str:
     """Free text (a log line, an error message) with every credential in a URL replaced by ***.
 
     Each ``scheme://`` is handled once: its user information, up to the last ``@`` of the word, becomes
-    ``user:***@``; then every credential parameter (``password=``, ``token=``, ...) anywhere in the text.
+    ``user:***@``; so does ``user:secret@`` in a word without a scheme; then every credential parameter
+    (``password=``, ``token=``, ...) anywhere in the text.
     """
     if "://" in text:
         pieces: list[str] = []
@@ -92,7 +104,7 @@ def redact_text(text: str) -> str:
             position = text.find("://", max(end, start))
         pieces.append(text[done:])
         text = "".join(pieces)
-    return _redact_parameters(text)
+    return _redact_parameters(_redact_bare_userinfo(text))
 
 
 def _authority_start(url: str) -> int:
@@ -123,14 +135,39 @@ def credential_in_url(url: str) -> str | None:
     if at >= 0:
         userinfo = url[start:at]
         if ":" in userinfo:
-            return "password (user:password@)"
+            return "password in its user part"
         if "%3a" in userinfo.lower():
-            return "password (user%3Apassword@)"
+            return "password (encoded as %3A) in its user part"
     folded = _folded(url)
     for match in _CREDENTIAL_PARAMETER.finditer(folded):
         if match.start() == 0 or not folded[match.start() - 1 : match.start()].isalnum():
-            return f"credential parameter ({url[match.start(1) : match.end(1)]}=)"
+            return f"credential parameter {url[match.start(1) : match.end(1)]!r}"
     return None
+
+
+def refuse_credentials(url: str, use_instead: str) -> str:
+    """``url`` unchanged, or ValueError (for a validator) saying which credential it holds."""
+    problem = credential_in_url(url)
+    if problem:
+        raise ValueError(f"must not hold a {problem}: use {use_instead}")
+    return url
+
+
+_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+
+
+def check_host_name(value: str) -> str:
+    """A DNS name or an IP address (IPv6 with or without brackets), nothing else: no user, no port."""
+    if "@" in value:
+        raise ValueError("must be a host name or address, without user or password")
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return value
+    except ValueError:
+        pass
+    if not _HOST_NAME.match(value):
+        raise ValueError("must be a host name or IP address")
+    return value
 
 
 def url_with_password(url: str, password: SecretStr | None) -> str:

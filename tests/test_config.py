@@ -148,11 +148,47 @@ def test_shipped_configs_are_valid(tmp_path: Path) -> None:
 
 def test_secret_read_from_systemd_credentials_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "mqtt").write_text("s3cret\n")
+    (tmp_path / "mqtt").chmod(0o600)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     config_file = tmp_path / "c.yaml"
     config_file.write_text(yaml.safe_dump(with_change("mqtt.password_file", "mqtt")))
     config = load_config(config_file)
     assert str(config.mqtt.password_file) == "mqtt"
+    assert config.mqtt.password.get_secret_value() == "s3cret"
+
+
+def secret(path: Path, value: str, mode: int = 0o600) -> str:
+    path.write_text(value + "\n")
+    path.chmod(mode)
+    return str(path)
+
+
+def test_every_secret_is_read_once_at_load_and_never_dumped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEAGENT_TEST_CAMERA_PASSWORD", "camera-pw-2")
+    data = with_change("mqtt.password_file", secret(tmp_path / "mqtt", "mqtt-pw-1"))
+    data["http"] = {"token_file": secret(tmp_path / "token", "Xk39-fj2Lq0_pZ8vR5tY")}
+    data["cameras"]["north"]["password_file"] = secret(tmp_path / "north", "camera-pw-1")
+    data["cameras"]["south"] = {"url": "rtsp://viewer@10.0.0.22/s", "password_env": "EDGEAGENT_TEST_CAMERA_PASSWORD"}
+    data["webrtc"] = {"ice_servers": [{"urls": ["turn:turn.example"], "username": "edge",
+                                       "credential_file": secret(tmp_path / "turn", "turn-pw-1")}]}
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(data))
+    config = load_config(config_file)
+    values = [
+        config.mqtt.password, config.http.token, config.cameras["north"].password,
+        config.cameras["south"].password, config.webrtc.ice_servers[0].credential,
+    ]
+    assert [value.get_secret_value() for value in values] == [
+        "mqtt-pw-1", "Xk39-fj2Lq0_pZ8vR5tY", "camera-pw-1", "camera-pw-2", "turn-pw-1"
+    ]
+    shown = repr(config) + config.model_dump_json() + str(config.model_dump())
+    assert not any(value.get_secret_value() in shown for value in values)
+    # The old reader still answers for callers that have not moved to the loaded values yet.
+    from edgeagent.config import read_secret
+
+    assert read_secret(Path(tmp_path / "mqtt"), None, "mqtt.password_file").get_secret_value() == "mqtt-pw-1"
 
 
 def test_secret_from_missing_environment_variable_is_an_error(tmp_path: Path) -> None:
@@ -165,6 +201,7 @@ def test_secret_from_missing_environment_variable_is_an_error(tmp_path: Path) ->
 def test_urls_are_redacted_and_passwords_escaped() -> None:
     assert redact_url("rtsp://viewer:p@ss@10.0.0.1:554/s") == "rtsp://viewer:***@10.0.0.1:554/s"
     assert redact_url("rtsp://10.0.0.1/s") == "rtsp://10.0.0.1/s"
+    assert redact_url("rtsp://viewer@10.0.0.1/s") == "rtsp://viewer:***@10.0.0.1/s"  # password or not: unsaid
     from pydantic import SecretStr
 
     url = url_with_password("rtsp://viewer@10.0.0.1/s", SecretStr("a:b@c/d"))
