@@ -206,3 +206,73 @@ def test_urls_are_redacted_and_passwords_escaped() -> None:
 
     url = url_with_password("rtsp://viewer@10.0.0.1/s", SecretStr("a:b@c/d"))
     assert url == "rtsp://viewer:a%3Ab%40c%2Fd@10.0.0.1/s"
+
+
+def all_models() -> list[type]:
+    from pydantic import BaseModel
+
+    from edgeagent import config as models
+
+    return [value for value in vars(models).values()
+            if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == models.__name__
+            and value.model_fields]
+
+
+def test_every_field_describes_itself() -> None:
+    missing = [f"{model.__name__}.{name}" for model in all_models()
+               for name, field in model.model_fields.items() if not field.description]
+    assert not missing, f"add Field(description=...) to {missing}, then run `edgeagent config-doc`"
+
+
+def test_readme_reference_is_generated_from_the_models() -> None:
+    from edgeagent.configdoc import README, readme_block, update_readme
+
+    assert update_readme(README, check=True), (
+        "README.md's configuration reference is stale: run `python -m edgeagent config-doc`"
+    )
+    assert readme_block() in README.read_text()
+
+
+def test_the_generated_reference_is_itself_a_valid_configuration() -> None:
+    from edgeagent.configdoc import reference_yaml
+
+    config = parse_config(yaml.safe_load(reference_yaml()))
+    assert config.cameras["north"].url == "rtsp://viewer@10.0.0.21:554/stream1"
+    assert config.mqtt is not None and config.mqtt.host == "broker.example"
+
+
+def test_config_doc_check_fails_on_a_stale_readme(tmp_path: Path) -> None:
+    from edgeagent.configdoc import END_MARKER, START_MARKER
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{START_MARKER}\n```yaml\nagent: {{}}\n```\n{END_MARKER}\nafter\n")
+    command = [sys.executable, "-m", "edgeagent", "config-doc", "--readme", str(readme)]
+    stale = subprocess.run([*command, "--check"], capture_output=True, text=True, timeout=60)
+    assert stale.returncode == 1 and "out of date" in stale.stderr
+    assert subprocess.run(command, timeout=60).returncode == 0
+    assert subprocess.run([*command, "--check"], timeout=60).returncode == 0
+    assert readme.read_text().endswith(f"{END_MARKER}\nafter\n") and "health_interval_s: 10" in readme.read_text()
+
+
+def test_config_schema_command_prints_the_json_schema() -> None:
+    import json
+
+    result = subprocess.run([sys.executable, "-m", "edgeagent", "config-schema"], capture_output=True, text=True,
+                            timeout=60)
+    schema = json.loads(result.stdout)
+    assert result.returncode == 0 and set(schema["properties"]) == {"agent", "mqtt", "http", "webrtc", "cameras"}
+    camera = schema["$defs"]["CameraSection"]
+    assert camera["additionalProperties"] is False
+    assert "never holds a password" in camera["properties"]["url"]["description"]
+    assert "_password" not in json.dumps(schema)
+
+
+def test_the_version_lives_in_one_place() -> None:
+    import tomllib
+
+    from edgeagent import __version__
+
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "edgeagent.__version__"}
+    assert __version__.count(".") == 2
