@@ -133,3 +133,27 @@ def test_a_traceback_keeps_its_end_bounded_and_redacted() -> None:
 def test_clip_says_how_much_was_cut() -> None:
     assert clip("short") == "short"
     assert clip("word " * 1000, 100) == ("word " * 20).rstrip() + " [... 4901 characters cut]"
+
+
+def test_a_100_kb_http_method_neither_freezes_the_agent_nor_reaches_its_log(
+    tmp_path, agent_factory, base_config
+) -> None:
+    """Issue 8, finding 1: before, /healthz waited 8 s after a 30 kB method and 66 s after 100 kB."""
+    import http.client
+    import socket
+
+    agent = agent_factory(base_config(tmp_path, None, cameras={}), args=["--log-level", "debug"])
+    agent.wait_log("http: listening", timeout=20)
+    port = int(agent.http_url.rsplit(":", 1)[1])
+    mark = agent.log_mark()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as attack:
+        attack.sendall(b"G" * 100_000 + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b" 400 " in attack.recv(64)  # within the socket timeout: the loop did not freeze
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().status == 200
+        connection.close()
+        assert time.monotonic() - started < 1.0
+    agent.wait_log("characters cut", timeout=10, after=mark)
+    assert max(len(line) for line in agent.log_text().splitlines()[mark:]) <= MAX_MESSAGE_CHARS + 200
