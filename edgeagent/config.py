@@ -299,9 +299,14 @@ class Config(Strict):
     http: HttpSection = Field(default=HttpSection(), description="the HTTP API, the operator page and WHEP")
     webrtc: WebRtcSection = Field(default=WebRtcSection(), description="the live view")
     cameras: dict[Annotated[str, Field(pattern=NAME_PATTERN)], CameraSection] = Field(
-        default={},
-        max_length=256, description="by name: [a-z0-9][a-z0-9_-]*", json_schema_extra={"x-example-key": "north"}
+        default={}, max_length=256, description="by name", json_schema_extra={"x-example-key": "north"}
     )
+    _secrets_resolved: bool = PrivateAttr(False)
+
+    @property
+    def secrets_resolved(self) -> bool:
+        """True once every named secret was read into its section (a file loaded by configfile)."""
+        return self._secrets_resolved
 
 
 # -- kept for callers from before secrets were resolved at load --------------------------------------

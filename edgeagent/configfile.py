@@ -116,6 +116,17 @@ def _secret(
     return None
 
 
+def resolve_secrets(config: Config) -> list[str]:
+    """For a Config built in code rather than loaded: read its secrets into it; returns the warnings,
+    raises ConfigError with every problem."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    _resolve_secrets(config, problems, warnings)
+    if problems:
+        raise ConfigError(_bounded(problems))
+    return warnings
+
+
 def _resolve_secrets(config: Config, problems: list[str], warnings: list[str]) -> None:
     """Read every secret once; the sections hold them from now on (private attributes, never dumped)."""
     if config.mqtt is not None:
@@ -134,6 +145,7 @@ def _resolve_secrets(config: Config, problems: list[str], warnings: list[str]) -
     for index, server in enumerate(config.webrtc.ice_servers):
         field = f"webrtc.ice_servers.{index}.credential_file"
         server._credential = _secret(server.credential_file, None, field, problems, warnings)
+    config._secrets_resolved = not problems
 
 
 def _check_tls_files(config: Config, problems: list[str], warnings: list[str]) -> None:

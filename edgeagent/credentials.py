@@ -1,7 +1,7 @@
 """Every secret the agent needs, read in one place when the agent is built.
 
-Secrets come from files or environment variables only (``config.read_secret``), never from the YAML and
-never into a log line. When the configuration resolves secrets at load, only this function changes.
+Secrets come from files or environment variables only, never from the YAML and never into a log line.
+They are read when the configuration file is loaded (``edgeagent.configfile``) and held by its sections.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from edgeagent.config import Config, read_secret
+from edgeagent.config import Config
+from edgeagent.configfile import resolve_secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +22,8 @@ class Credentials:
 
 
 def read_credentials(config: Config) -> Credentials:
-    cameras = {
-        name: read_secret(section.password_file, section.password_env, f"cameras.{name}.password_file")
-        for name, section in config.cameras.items()
-    }
-    mqtt = config.mqtt
-    mqtt_password = read_secret(mqtt.password_file, mqtt.password_env, "mqtt.password_file") if mqtt else None
-    token_file = config.http.token_file
-    http_token = read_secret(token_file, None, "http.token_file") if token_file is not None else None
-    return Credentials(cameras, mqtt_password, http_token)
+    if not config.secrets_resolved:  # built in code (tests), not loaded from a file
+        resolve_secrets(config)
+    cameras = {name: section.password for name, section in config.cameras.items()}
+    mqtt_password = config.mqtt.password if config.mqtt else None
+    return Credentials(cameras, mqtt_password, config.http.token)

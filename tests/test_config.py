@@ -276,3 +276,21 @@ def test_the_version_lives_in_one_place() -> None:
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "edgeagent.__version__"}
     assert __version__.count(".") == 2
+
+
+def test_the_agent_takes_the_secrets_the_load_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeagent.credentials import read_credentials
+
+    data = with_change("mqtt.password_file", secret(tmp_path / "mqtt", "mqtt-pw-1"))
+    data["cameras"]["north"]["password_file"] = secret(tmp_path / "north", "camera-pw-1")
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(data))
+    config = load_config(config_file)
+    (tmp_path / "mqtt").unlink()  # read once, at load: nothing is read again
+    credentials = read_credentials(config)
+    assert credentials.mqtt_password.get_secret_value() == "mqtt-pw-1"
+    assert credentials.camera_passwords["north"].get_secret_value() == "camera-pw-1"
+    # A Config built in code (not loaded from a file) gets the same checks when the agent reads it.
+    built = parse_config(with_change("mqtt.password_file", str(tmp_path / "mqtt")))
+    with pytest.raises(ConfigError, match="mqtt.password_file: cannot read secret file"):
+        read_credentials(built)
