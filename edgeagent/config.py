@@ -321,7 +321,7 @@ def read_secret(file: Path | None, env: str | None, what: str) -> SecretStr | No
         if file is not None:
             return read_secret_file(file)
         if env is not None:
-            return read_secret_env(env)
+            return read_secret_env(env, allow_empty=True)  # as before: an empty variable is an empty secret
     except SecretProblem as exc:
         raise ConfigError([f"{what}: {exc}"]) from None
     return None

@@ -8,6 +8,7 @@ starts; one that fails gives all its problems at once, within a second, never a 
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,8 @@ def check_config(path: Path) -> CheckedConfig:
 def _secret(
     file: Path | None, env: str | None, field: str, problems: list[str], warnings: list[str]
 ) -> SecretStr | None:
+    """The secret a section names, checked: a file as in :mod:`edgeagent.secretfile`, a variable set
+    and not empty."""
     where = field if file is not None else field.replace("_file", "_env")
     try:
         if file is not None:
@@ -157,6 +160,7 @@ def _check_tls_files(config: Config, problems: list[str], warnings: list[str]) -
     if config.http.tls is not None:
         files.append(("http.tls.cert_file", config.http.tls.cert_file, False))
         files.append(("http.tls.key_file", config.http.tls.key_file, True))
+    before = len(problems)
     for field, file, private in files:
         if file is None:
             continue
@@ -166,6 +170,27 @@ def _check_tls_files(config: Config, problems: list[str], warnings: list[str]) -
         except SecretProblem as exc:
             problems.append(f"{field}: {exc}")
         warnings.extend(f"{field}: {line}" for line in found)
+    if len(problems) > before:
+        return
+    if config.mqtt is not None and config.mqtt.tls is not None:
+        tls = config.mqtt.tls
+        _load_tls("mqtt.tls", tls.cert_file, tls.key_file, tls.ca_file, problems)
+    if config.http.tls is not None:
+        _load_tls("http.tls", config.http.tls.cert_file, config.http.tls.key_file, None, problems)
+
+
+def _load_tls(field: str, cert: Path | None, key: Path | None, ca: Path | None, problems: list[str]) -> None:
+    """Load the files as the agent will, so a certificate that does not parse or a key that does not
+    match it is found here, not at start. A key with a passphrase fails rather than prompt for one."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        if ca is not None:
+            context.load_verify_locations(cafile=str(ca))
+        if cert is not None and key is not None:
+            context.load_cert_chain(str(cert), str(key), password=lambda: b"")
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        problems.append(f"{field}: OpenSSL cannot load the certificate, key or CA file: {str(reason)[:120]}")
 
 
 def _is_loopback(host: str) -> bool:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from edgeagent.yamlfile import read_small_file
 
 MAX_SECRET_BYTES = 64 * 1024
+MAX_TLS_FILE_BYTES = 1024 * 1024  # a certificate chain or a CA bundle
 MIN_TOKEN_CHARS = 16
 MIN_TOKEN_DISTINCT_CHARS = 8
 
@@ -65,11 +66,13 @@ def read_secret_file(file: Path, warnings: list[str] | None = None) -> SecretStr
     return SecretStr(_checked_value(value, f"secret file {_shown(path)}"))
 
 
-def read_secret_env(name: str) -> SecretStr:
+def read_secret_env(name: str, allow_empty: bool = False) -> SecretStr:
     try:
         value = os.environ[name]
     except (KeyError, ValueError):
         raise SecretProblem(f"environment variable {name[:60]!r} is not set") from None
+    if allow_empty and not value:
+        return SecretStr(value)
     return SecretStr(_checked_value(value, f"environment variable {name[:60]!r}"))
 
 
@@ -98,7 +101,9 @@ def check_readable_file(file: Path, private: bool, warnings: list[str] | None = 
     """A TLS file that the agent will hand to OpenSSL: a regular file it can open; a private key also
     with the permissions of a secret. It is opened, not read: OpenSSL reads it."""
     try:
-        mode = _regular_file_mode(file)
+        mode, size = _regular_file_mode(file)
+        if size > MAX_TLS_FILE_BYTES:
+            raise OSError(0, f"larger than {MAX_TLS_FILE_BYTES // 1024} kB")
     except OSError as exc:
         raise SecretProblem(f"cannot read {_shown(file)}: {exc.strerror or exc}") from None
     except ValueError as exc:
@@ -107,12 +112,12 @@ def check_readable_file(file: Path, private: bool, warnings: list[str] | None = 
         _permission_problem(file, mode, warnings)
 
 
-def _regular_file_mode(path: Path) -> int:
+def _regular_file_mode(path: Path) -> tuple[int, int]:
     descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        mode = os.fstat(descriptor).st_mode
+        info = os.fstat(descriptor)
     finally:
         os.close(descriptor)
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         raise OSError(0, "not a regular file")
-    return mode
+    return info.st_mode, info.st_size

@@ -221,3 +221,32 @@ def test_warnings_for_what_is_allowed_but_unwise(tmp_path: Path) -> None:
 def test_a_fifo_as_the_configuration_itself(tmp_path: Path) -> None:
     result, elapsed = check_config(Path(fifo(tmp_path, "edgeagent.yaml")), "check-config")
     assert result.returncode == 2 and "not a regular file" in result.stderr and elapsed < BOUND_S
+
+
+def test_tls_files_are_loaded_as_the_agent_will(tmp_path: Path, tls_files) -> None:
+    """A certificate that does not parse, a key that is not the certificate's, a 2 MB "CA": exit 2 now,
+    not a failure when the agent starts; the real pair passes."""
+    cases = {
+        "real pair": ({"cert_file": str(tls_files.server_cert), "key_file": str(tls_files.server_key)}, None),
+        "key of another certificate": (
+            {"cert_file": str(tls_files.server_cert), "key_file": str(tls_files.client_key)}, "OpenSSL cannot load"),
+        "garbage certificate": (
+            {"cert_file": secret_file(tmp_path, "c.pem", "-----BEGIN CERTIFICATE-----\nnonsense\n", 0o644),
+             "key_file": str(tls_files.server_key)}, "OpenSSL cannot load"),
+    }
+    for what, (tls, problem) in cases.items():
+        config = tmp_path / f"{what}.yaml"
+        config.write_text(text_of(good(http={"tls": tls})))
+        result, elapsed = check_config(config, "check-config")
+        lines = result.stderr.strip().splitlines()
+        if problem is None:
+            assert (result.returncode, result.stdout) == (0, "ok\n"), (what, result.stderr)
+        else:
+            assert result.returncode == 2 and len(lines) == 1 and problem in lines[0], (what, lines)
+            assert "http.tls" in lines[0] and "Traceback" not in result.stderr
+        assert elapsed < BOUND_S
+    huge_ca = secret_file(tmp_path, "ca.pem", "#" * (2 * 1024 * 1024), 0o644)
+    config = tmp_path / "huge-ca.yaml"
+    config.write_text(text_of(good(mqtt={"host": "127.0.0.1", "tls": {"ca_file": huge_ca}})))
+    result, _ = check_config(config, "check-config")
+    assert result.returncode == 2 and "mqtt.tls.ca_file" in result.stderr and "larger than 1024 kB" in result.stderr
