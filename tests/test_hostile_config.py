@@ -79,6 +79,10 @@ CASES = [
     Case("deep lists", lambda d: "agent: " + "[" * 5000 + "]" * 5000, 1, ["nest"]),
     Case("deep mappings", lambda d: "agent: " + "{a: " * 40 + "1" + "}" * 40, 1, ["nested more than 32"]),
     Case("huge file", lambda d: text_of(GOOD) + "#" * (2 * 1024 * 1024), 1, ["larger than 1024 kB"]),
+    Case("250,000 list items", lambda d: "agent: {id: a}\ncameras:\n" + "- 1\n" * 250_000, 1,
+         ["more than 50000 values"]),
+    Case("40,000 masks", lambda d: "agent: {id: a}\ncameras:\n  north:\n    url: rtsp://h/s\n    privacy_masks:\n"
+         + "    - [0, 0, 0.1, 0.1]\n" * 40_000, 1, ["more than 50000 values"]),
     Case("binary garbage", lambda d: b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 20, 1, ["not UTF-8"]),
     Case("latin-1 text", lambda d: "agent: {id: caf\xe9}\n".encode("latin-1"), 1, ["not UTF-8", "0xe9"]),
     Case("control characters", lambda d: "agent: {id: a\x01b}\n", 1, ["control characters"]),
