@@ -12,16 +12,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from edgeagent.secretfile import SecretProblem, read_secret_env, read_secret_file
 from edgeagent.urls import check_host_name, redact_url, refuse_credentials, url_with_password
-
-if TYPE_CHECKING:
-    from edgeagent.configfile import CheckedConfig
 
 __all__ = ["redact_url", "url_with_password"]  # kept here for older callers; they live in edgeagent.urls
 
@@ -41,30 +38,32 @@ class ConfigError(Exception):
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:  # a path with one fails deep inside the agent
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not hold a NUL character")
+        return value
+
 
 class AgentSection(Strict):
     id: str = Field(pattern=NAME_PATTERN, description="required; part of every MQTT topic", examples=["cabinet-17"])
     state_dir: Path = Field(
-        default=Path("/var/lib/edgeagent"),
-        description="the generated HTTP token lives here; disk free is reported for it",
+        default=Path("/var/lib/edgeagent"), description="the generated HTTP token lives here; its disk free is reported"
     )
     health_interval_s: float = Field(default=10, gt=0, le=3600, description="how often health is published")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="debug | info | warning | error"
-    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="lowest level logged")
 
 
 class TlsSection(Strict):
     ca_file: Path | None = Field(
-        default=None,
-        description="CA certificate(s) the broker's is checked against", examples=["/etc/edgeagent/ca.pem"]
+        default=None, description="CA certificate(s) to check the broker's", examples=["/etc/edgeagent/ca.pem"]
     )
     cert_file: Path | None = Field(
         default=None, description="client certificate, with key_file", examples=["/etc/edgeagent/client.pem"]
     )
     key_file: Path | None = Field(
-        default=None,
-        description="its private key (not readable by other users)", examples=["/etc/edgeagent/client.key"]
+        default=None, description="its private key (not readable by others)", examples=["/etc/edgeagent/client.key"]
     )
     insecure_skip_verify: bool = Field(default=False, description="accept any broker certificate (tests only)")
 
@@ -78,13 +77,9 @@ class TlsSection(Strict):
 class MqttSection(Strict):
     host: str = Field(min_length=1, max_length=253, description="required; the broker", examples=["broker.example"])
     port: int = Field(default=8883, ge=1, le=65535, description="the broker's port")
-    username: str | None = Field(
-        default=None, max_length=256, description="user name at the broker", examples=["edge17"]
-    )
+    username: str | None = Field(default=None, max_length=256, description="user at the broker", examples=["edge17"])
     password_file: Path | None = Field(default=None, description="file holding the broker password", examples=["mqtt"])
-    password_env: str | None = Field(
-        default=None, pattern=ENV_PATTERN, description="or: environment variable holding it"
-    )
+    password_env: str | None = Field(default=None, pattern=ENV_PATTERN, description="or: a variable holding it")
     tls: TlsSection | None = Field(default=None, description="optional; omit for a plain connection (tests, the demo)")
     topic_prefix: str = Field(default="edgeagent", pattern=TOPIC_PATTERN, description="first level of every topic")
     keepalive_s: int = Field(
@@ -113,8 +108,7 @@ class HttpTls(Strict):
 
 class HttpSection(Strict):
     listen: str = Field(
-        default="127.0.0.1:8080",
-        description="HOST:PORT; plain HTTP on an address other than loopback gets a warning: set tls",
+        default="127.0.0.1:8080", description="HOST:PORT; plain HTTP beyond loopback gets a warning: set tls"
     )
     token_file: Path | None = Field(
         default=None,
@@ -199,12 +193,8 @@ class CameraSection(Strict):
         description="rtsp:// or rtsps://; never holds a password (user:pw@, ?password=, ...)",
         examples=["rtsp://viewer@10.0.0.21:554/stream1"],
     )
-    password_file: Path | None = Field(
-        default=None, description="file holding the camera password", examples=["camera-north"]
-    )
-    password_env: str | None = Field(
-        default=None, pattern=ENV_PATTERN, description="or: environment variable holding it"
-    )
+    password_file: Path | None = Field(default=None, description="file holding its password", examples=["camera-north"])
+    password_env: str | None = Field(default=None, pattern=ENV_PATTERN, description="or: a variable holding it")
     transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport: tcp | udp")
     stall_timeout_s: float = Field(
         default=5, ge=1, le=120, description="no packet for this long: the camera is offline, reconnect"
@@ -328,15 +318,14 @@ def read_secret(file: Path | None, env: str | None, what: str) -> SecretStr | No
 
 
 def parse_config(data: object) -> Config:
-    """The models from YAML data, without reading secrets (see :func:`edgeagent.configfile.parse_config`)."""
+    """:func:`edgeagent.configfile.parse_config` (imported late: that module imports this one)."""
     from edgeagent.configfile import parse_config as parse
 
     return parse(data)
 
 
 def load_config(path: Path) -> Config:
-    """The configuration in ``path``, every check applied (see :func:`edgeagent.configfile.check_config`)."""
+    """The configuration in ``path``, every check applied: :func:`edgeagent.configfile.check_config`."""
     from edgeagent.configfile import check_config
 
-    checked: CheckedConfig = check_config(path)
-    return checked.config
+    return check_config(path).config

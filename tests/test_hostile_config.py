@@ -135,6 +135,8 @@ CASES = [
          1, ["cameras.north.password_file", "not UTF-8"]),
     Case("NUL in a secret's name", lambda d: 'agent: {id: a}\ncameras: {north: {url: "rtsp://h/s", '
          'password_file: "/tmp/a\\0b"}}\n', 1, ["cameras.north.password_file"]),
+    Case("NUL in the state directory", lambda d: 'agent: {id: a, state_dir: "/tmp/a\\0b"}\n', 1,
+         ["agent.state_dir", "NUL character"]),
     Case("world-readable secret", lambda d: text_of(
         good(mqtt={"host": "b", "password_file": secret_file(d, "mqtt", SECRET, 0o644)})), 1,
         ["mqtt.password_file", "every user", "0644"]),
@@ -193,7 +195,9 @@ def test_hostile_config_exits_2_with_one_line_per_problem(tmp_path: Path, case: 
     assert elapsed < BOUND_S
 
 
-@pytest.mark.parametrize("case_id", ["FIFO token", "weak token", "missing HTTP TLS files", "alias bomb"])
+@pytest.mark.parametrize(
+    "case_id", ["FIFO token", "weak token", "missing HTTP TLS files", "alias bomb", "NUL in the state directory"]
+)
 def test_run_refuses_what_check_config_refuses_with_the_same_lines(tmp_path: Path, case_id: str) -> None:
     case = next(case for case in CASES if case.id == case_id)
     config = write_case(case, tmp_path)
