@@ -19,7 +19,7 @@ MAX_DEPTH = 32  # nested mappings and lists; a configuration uses 5
 # where a 1 MB file of one-character list items (250,000) took 2 s and masks 5 s to be refused.
 MAX_EVENTS = 50_000
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YamlProblems(Exception):
@@ -96,7 +96,7 @@ class _UniqueKeyLoader(_Loader):  # type: ignore[misc, valid-type]
                 continue
             shown = repr(key) if len(repr(key)) <= 60 else repr(key)[:57] + "..."
             self.problems.append(f"{_mark(key_node)}duplicate key {shown} (first on line {first})")
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml_text(text: str) -> object:
