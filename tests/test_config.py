@@ -209,13 +209,24 @@ def test_urls_are_redacted_and_passwords_escaped() -> None:
 
 
 def all_models() -> list[type]:
+    """Every model reachable from Config, wherever it is defined (a section may live beside its feature)."""
+    import typing
+
     from pydantic import BaseModel
 
-    from edgeagent import config as models
+    from edgeagent.config import Config
 
-    return [value for value in vars(models).values()
-            if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == models.__name__
-            and value.model_fields]
+    found: list[type] = []
+    pending: list[object] = [Config]
+    while pending:
+        kind = pending.pop()
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            if kind not in found:
+                found.append(kind)
+                pending.extend(field.annotation for field in kind.model_fields.values())
+        else:
+            pending.extend(typing.get_args(kind))
+    return found
 
 
 def test_every_field_describes_itself() -> None:
