@@ -1,0 +1,275 @@
+"""HTTP routes for recordings: what was recorded, clips, signed exports, locks, the signing key.
+
+Every route checks the bearer token itself (``authorized``, the HTTP server's check) as well as behind
+the server's middleware, except ``/recordings-signed/...``: those URLs carry a short-lived signature instead
+(see ``signed_urls``), for the browser's ``<video>`` and download links; the server must list
+``SIGNED_PREFIX`` among its public prefixes. Times are RFC 3339 with a time zone; answers in UTC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, Protocol
+
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgeagent.publish.signed_urls import SignedUrls
+from edgeagent.publish.thread_stream import one_line, stream_from_thread
+from edgeagent.record.clip import ClipError, ClipSettings, plan_clip, write_clip
+from edgeagent.record.export import rfc3339, write_export
+from edgeagent.record.model import Gap, Lock, Segment
+from edgeagent.record.signing import public_pem
+
+SIGNED_PREFIX = "/recordings-signed/"
+MAX_BODY_BYTES = 4096
+MAX_TIME_CHARS = 40
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+LOCK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SPAN_JOIN_S = 1.0  # segments closer than this make one recorded span
+
+
+class RecordingsHttpSettings(BaseModel):
+    """Limits of the recordings API (a config section the agent may expose as ``recording.http``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_clip_s: float = Field(default=3600.0, gt=0, le=24 * 3600)
+    max_list_s: float = Field(default=7 * 86400.0, gt=0)  # a listing covers at most this much time
+    max_lock_s: float = Field(default=90 * 86400.0, gt=0)
+    signed_url_ttl_s: float = Field(default=60.0, gt=0, le=3600)
+    max_concurrent_clips: int = Field(default=4, ge=1)
+
+
+class Index(Protocol):
+    """What these routes need of the recording index (``edgeagent.record.index.RecordingIndex``)."""
+
+    def segments(self, camera: str, start: datetime, end: datetime) -> list[Segment]: ...
+    def gaps(self, camera: str, start: datetime, end: datetime) -> list[Gap]: ...
+    def add_lock(self, camera: str, start: datetime, end: datetime, reason: str) -> Lock: ...
+    def locks(self, camera: str) -> list[Lock]: ...
+    def remove_lock(self, lock_id: str) -> Any: ...
+
+
+class BadRequest(Exception):
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def parse_time(value: str | None, name: str) -> datetime:
+    if value is None or value == "":
+        raise BadRequest(f"{name} is required (RFC 3339, e.g. 2026-12-01T08:00:00Z)")
+    if len(value) > MAX_TIME_CHARS or not RFC3339.match(value):
+        raise BadRequest(f"{name} is not an RFC 3339 time with a time zone")
+    text = value.upper().replace("Z", "+00:00")
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # Python keeps microseconds
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"{name} is not a valid time") from None
+    if not 2000 <= moment.year <= 2200:
+        raise BadRequest(f"{name} is out of range")
+    return moment.astimezone(UTC)
+
+
+def parse_range(start: str | None, end: str | None, max_s: float) -> tuple[datetime, datetime]:
+    first, last = parse_time(start, "start"), parse_time(end, "end")
+    if last <= first:
+        raise BadRequest("end must be after start")
+    if (last - first).total_seconds() > max_s:
+        raise BadRequest(f"the range is longer than {max_s:g} s", status=413)
+    return first, last
+
+
+def merge_spans(segments: list[Segment]) -> list[dict[str, str]]:
+    spans: list[list[datetime]] = []
+    for segment in sorted(segments, key=lambda s: s.start):
+        if spans and (segment.start - spans[-1][1]).total_seconds() <= SPAN_JOIN_S:
+            spans[-1][1] = max(spans[-1][1], segment.end)
+        else:
+            spans.append([segment.start, segment.end])
+    return [{"start": rfc3339(a), "end": rfc3339(b)} for a, b in spans]
+
+
+def lock_json(lock: Lock) -> dict[str, Any]:
+    return {"id": lock.id, "camera": lock.camera, "start": rfc3339(lock.start), "end": rfc3339(lock.end),
+            "reason": lock.reason, "created": rfc3339(lock.created)}
+
+
+class RecordingRoutes:
+    def __init__(self, index: Index, cameras: Collection[str], key: Ed25519PrivateKey, agent_id: str,
+                 authorized: Callable[[web.Request], bool], settings: RecordingsHttpSettings | None = None) -> None:
+        self.index, self.cameras, self.key, self.agent_id = index, set(cameras), key, agent_id
+        self.authorized = authorized
+        self.settings = settings or RecordingsHttpSettings()
+        self.clip_settings = ClipSettings(max_seconds=self.settings.max_clip_s)
+        self.urls = SignedUrls(self.settings.signed_url_ttl_s)
+        self.streams = 0
+
+    # -- guards ------------------------------------------------------------------------------------
+
+    def _camera(self, request: web.Request) -> str:
+        camera = request.match_info["camera"]
+        if camera not in self.cameras:
+            raise BadRequest("unknown camera", status=404)
+        return camera
+
+    @staticmethod
+    def guarded(handler: Callable[..., Any], *, signed: bool = False) -> Callable[..., Any]:
+        async def run(self: RecordingRoutes, request: web.Request) -> web.StreamResponse:
+            if not signed and not self.authorized(request):
+                return web.Response(status=401, text="unauthorized\n",
+                                    headers={"WWW-Authenticate": 'Bearer realm="edgeagent"'})
+            try:
+                return await handler(self, request)
+            except BadRequest as exc:
+                return one_line(exc.status, str(exc))
+            except ClipError as exc:
+                return one_line(exc.status, str(exc))
+        return run
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise BadRequest(f"body is larger than {MAX_BODY_BYTES} bytes", status=413)
+        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            raise BadRequest(f"body is larger than {MAX_BODY_BYTES} bytes", status=413)
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise BadRequest("body is not JSON") from None
+        if not isinstance(body, dict):
+            raise BadRequest("body must be a JSON object")
+        return body
+
+    # -- listing, clips, exports -------------------------------------------------------------------
+
+    async def listing(self, request: web.Request) -> web.Response:
+        camera = self._camera(request)
+        start, end = parse_range(request.query.get("start"), request.query.get("end"), self.settings.max_list_s)
+        segments = await asyncio.to_thread(self.index.segments, camera, start, end)
+        gaps = await asyncio.to_thread(self.index.gaps, camera, start, end)
+        return web.json_response({
+            "camera": camera, "start": rfc3339(start), "end": rfc3339(end),
+            "spans": merge_spans(segments),
+            "gaps": [{"start": rfc3339(g.start), "end": rfc3339(g.end), "reason": g.reason.value} for g in gaps],
+            "segments": [{"start": rfc3339(s.start), "end": rfc3339(s.end), "bytes": s.bytes, "sha256": s.sha256}
+                         for s in segments],
+        })
+
+    async def _send(self, request: web.Request, camera: str, start: datetime, end: datetime, export: bool
+                    ) -> web.StreamResponse:
+        if (end - start).total_seconds() > self.settings.max_clip_s:
+            raise BadRequest(f"a clip may be at most {self.settings.max_clip_s:g} s long", status=413)
+        # The index is asked with a margin before ``start``: the segment holding the keyframe may begin there.
+        segments = await asyncio.to_thread(self.index.segments, camera, start - timedelta(seconds=1), end)
+        plan = plan_clip(camera, segments, start, end, self.clip_settings)
+        if self.streams >= self.settings.max_concurrent_clips:
+            return web.Response(status=503, text="too many clips being cut; try again shortly\n",
+                                headers={"Retry-After": "5"})
+        stamp = plan.start.strftime("%Y%m%dT%H%M%SZ")
+        if export:
+            job: Callable[[Any], object] = partial(write_export, plan, key=self.key, agent_id=self.agent_id)
+            headers = {"Content-Type": "application/zip",
+                       "Content-Disposition": f'attachment; filename="{self.agent_id}-{camera}-{stamp}.zip"'}
+        else:
+            job = partial(write_clip, plan)
+            headers = {"Content-Type": "video/mp4",
+                       "Content-Disposition": f'inline; filename="{camera}-{stamp}.mp4"'}
+        headers.update({"Cache-Control": "no-store", "X-Actual-Start": rfc3339(plan.start),
+                        "X-Actual-End": rfc3339(plan.end)})
+        self.streams += 1
+        try:
+            return await stream_from_thread(request, lambda sink: job(sink=sink), headers)
+        finally:
+            self.streams -= 1
+
+    async def clip(self, request: web.Request) -> web.StreamResponse:
+        camera = self._camera(request)
+        start, end = parse_range(request.query.get("start"), request.query.get("end"), self.settings.max_clip_s)
+        return await self._send(request, camera, start, end, export=False)
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        camera = self._camera(request)
+        start, end = parse_range(request.query.get("start"), request.query.get("end"), self.settings.max_clip_s)
+        return await self._send(request, camera, start, end, export=True)
+
+    async def signed_url(self, request: web.Request, purpose: str) -> web.Response:
+        camera = self._camera(request)
+        query = request.query
+        parse_range(query.get("start"), query.get("end"), self.settings.max_clip_s)
+        signed, expires = self.urls.query(purpose, camera, query["start"], query["end"])
+        url = f"{SIGNED_PREFIX}{camera}/{purpose}.{'zip' if purpose == 'export' else 'mp4'}?{signed}"
+        return web.json_response({"url": url, "expires": rfc3339(datetime.fromtimestamp(expires, UTC))})
+
+    async def signed(self, request: web.Request) -> web.StreamResponse:
+        camera = self._camera(request)
+        purpose = request.match_info["purpose"]
+        if (purpose, request.match_info["ext"]) not in {("clip", "mp4"), ("export", "zip")}:
+            raise BadRequest("not found", status=404)
+        query = request.query
+        start_text, end_text = query.get("start", ""), query.get("end", "")
+        why = self.urls.check(purpose, camera, start_text, end_text, query.get("expires", ""), query.get("sig", ""))
+        if why is not None:
+            return web.Response(status=403, text=why + "\n")
+        start, end = parse_range(start_text, end_text, self.settings.max_clip_s)
+        return await self._send(request, camera, start, end, export=purpose == "export")
+
+    # -- locks and the key -------------------------------------------------------------------------
+
+    async def add_lock(self, request: web.Request) -> web.Response:
+        camera = self._camera(request)
+        body = await self._body(request)
+        start_text, end_text, reason = body.get("start"), body.get("end"), body.get("reason", "")
+        if not all(isinstance(v, str) for v in (start_text, end_text, reason)):
+            raise BadRequest("start, end and reason must be strings")
+        start, end = parse_range(start_text, end_text, self.settings.max_lock_s)
+        reason = reason.strip()
+        if not 1 <= len(reason) <= 200 or not reason.isprintable():
+            raise BadRequest("reason must be 1 to 200 printable characters")
+        lock = await asyncio.to_thread(self.index.add_lock, camera, start, end, reason)
+        return web.json_response(lock_json(lock), status=201)
+
+    async def list_locks(self, request: web.Request) -> web.Response:
+        camera = self._camera(request)
+        locks = await asyncio.to_thread(self.index.locks, camera)
+        return web.json_response({"camera": camera, "locks": [lock_json(lock) for lock in locks]})
+
+    async def remove_lock(self, request: web.Request) -> web.Response:
+        lock_id = request.match_info["lock_id"]
+        if not LOCK_ID.match(lock_id):
+            raise BadRequest("malformed lock id")
+        removed = await asyncio.to_thread(self.index.remove_lock, lock_id)
+        if removed is False:
+            raise BadRequest("no such lock", status=404)
+        return web.json_response({"removed": lock_id})
+
+    async def signing_key(self, request: web.Request) -> web.Response:
+        return web.Response(body=public_pem(self.key.public_key()), content_type="application/x-pem-file")
+
+
+def add_routes(app: web.Application, routes: RecordingRoutes) -> None:
+    g = RecordingRoutes.guarded
+
+    def bind(handler: Callable[..., Any], signed: bool = False) -> Callable[[web.Request], Any]:
+        return partial(g(handler, signed=signed), routes)
+
+    app.router.add_get("/signing-key", bind(RecordingRoutes.signing_key))
+    app.router.add_delete("/recordings/locks/{lock_id}", bind(RecordingRoutes.remove_lock))
+    app.router.add_get("/recordings/{camera}", bind(RecordingRoutes.listing))
+    app.router.add_get("/recordings/{camera}/clip.mp4", bind(RecordingRoutes.clip))
+    app.router.add_get("/recordings/{camera}/export.zip", bind(RecordingRoutes.export))
+    app.router.add_post("/recordings/{camera}/clip-url",
+                        bind(partial(RecordingRoutes.signed_url, purpose="clip")))
+    app.router.add_post("/recordings/{camera}/export-url",
+                        bind(partial(RecordingRoutes.signed_url, purpose="export")))
+    app.router.add_get("/recordings/{camera}/locks", bind(RecordingRoutes.list_locks))
+    app.router.add_post("/recordings/{camera}/locks", bind(RecordingRoutes.add_lock))
+    app.router.add_get(SIGNED_PREFIX + "{camera}/{purpose:clip|export}.{ext:mp4|zip}",
+                       bind(RecordingRoutes.signed, signed=True))
