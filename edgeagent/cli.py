@@ -144,6 +144,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from edgeagent.record.verify import main as verify
+
+    return verify(args.export, args.public_key)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeagent", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edgeagent {__version__}")
@@ -174,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--transport", choices=["tcp", "udp"], default="tcp")
     probe.add_argument("--seconds", type=float, default=6.0, help="how long to watch the stream")
     probe.set_defaults(handler=cmd_probe)
+
+    verify = commands.add_parser("verify", help="check an export's signature, clip and hash chain (offline)")
+    verify.add_argument("export", help="the export.zip")
+    verify.add_argument("--public-key", help="the cabinet's public key (PEM, from GET /signing-key)")
+    verify.set_defaults(handler=cmd_verify)
 
     simulate = commands.add_parser("simulate", help="run the RTSP camera simulator (see --help after --)",
                                    add_help=False)

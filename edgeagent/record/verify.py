@@ -110,21 +110,32 @@ def _entries(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
 
 
 def _read_small(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    with archive.open(info) as entry:
-        data = entry.read(LIMITS[info.filename] + 1)  # the reader stops at the declared size anyway
+    try:
+        with archive.open(info) as entry:
+            data = entry.read(LIMITS[info.filename] + 1)  # the reader stops at the declared size anyway
+    except zipfile.BadZipFile as exc:
+        if "CRC" in str(exc):
+            return b"\0altered"  # bytes changed inside the zip: reported as an altered manifest or signature
+        raise
     if len(data) > LIMITS[info.filename]:
         raise Unreadable(f"{info.filename} is larger than {LIMITS[info.filename]} bytes")
     return data
 
 
-def _clip_digest(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, str]:
+def _clip_digest(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, str] | None:
+    """Size and SHA-256 of the clip; None when the zip's own CRC-32 says its bytes were changed."""
     digest, size = hashlib.sha256(), 0
-    with archive.open(info) as entry:
-        while chunk := entry.read(1024 * 1024):
-            size += len(chunk)
-            if size > LIMITS[CLIP_NAME]:
-                raise Unreadable(f"{CLIP_NAME} is larger than {LIMITS[CLIP_NAME]} bytes")
-            digest.update(chunk)
+    try:
+        with archive.open(info) as entry:
+            while chunk := entry.read(1024 * 1024):
+                size += len(chunk)
+                if size > LIMITS[CLIP_NAME]:
+                    raise Unreadable(f"{CLIP_NAME} is larger than {LIMITS[CLIP_NAME]} bytes")
+                digest.update(chunk)
+    except zipfile.BadZipFile as exc:
+        if "CRC" in str(exc):
+            return None
+        raise
     return size, digest.hexdigest()
 
 
@@ -210,10 +221,13 @@ def verify_export(path: Path, public_key: bytes | None = None) -> Verdict:
                 return verdict
             if manifest.format != FORMAT:
                 verdict.problems.append(f"manifest format {manifest.format[:40]!r} is not {FORMAT}")
-            size, digest = _clip_digest(archive, entries[CLIP_NAME])
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+            digested = _clip_digest(archive, entries[CLIP_NAME])
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
         raise Unreadable(f"{path}: damaged zip ({exc})") from None
-    if (size, digest) != (manifest.clip.bytes, manifest.clip.sha256):
+    size, digest = digested or (0, "")
+    if digested is None:
+        verdict.problems.append(f"clip bytes altered: {CLIP_NAME} no longer matches its CRC-32 in the zip")
+    elif (size, digest) != (manifest.clip.bytes, manifest.clip.sha256):
         verdict.problems.append(f"clip bytes altered: {CLIP_NAME} has {size} bytes with SHA-256 {digest}, the "
                                 f"manifest says {manifest.clip.bytes} bytes with {manifest.clip.sha256}")
     _check_chain(verdict, manifest)
