@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeagent.publish.signed_urls import SignedUrls
-from edgeagent.publish.thread_stream import one_line, stream_from_thread
+from edgeagent.publish.thread_stream import StreamCounts, one_line, stream_from_thread
 from edgeagent.record.clip import ClipError, ClipSettings, plan_clip, write_clip
 from edgeagent.record.export import rfc3339, write_export
 from edgeagent.record.model import Gap, Lock, Segment
@@ -65,6 +65,8 @@ class BadRequest(Exception):
 def parse_time(value: str | None, name: str) -> datetime:
     if value is None or value == "":
         raise BadRequest(f"{name} is required (RFC 3339, e.g. 2026-12-01T08:00:00Z)")
+    if re.search(r" \d{2}:\d{2}$", value):
+        value = value[:-6] + "+" + value[-5:]  # an unencoded "+" in a query string arrives as a space
     if len(value) > MAX_TIME_CHARS or not RFC3339.match(value):
         raise BadRequest(f"{name} is not an RFC 3339 time with a time zone")
     text = value.upper().replace("Z", "+00:00")
@@ -111,6 +113,7 @@ class RecordingRoutes:
         self.clip_settings = ClipSettings(max_seconds=self.settings.max_clip_s)
         self.urls = SignedUrls(self.settings.signed_url_ttl_s)
         self.streams = 0
+        self.counts = StreamCounts()
 
     # -- guards ------------------------------------------------------------------------------------
 
@@ -186,7 +189,7 @@ class RecordingRoutes:
                         "X-Actual-End": rfc3339(plan.end)})
         self.streams += 1
         try:
-            return await stream_from_thread(request, lambda sink: job(sink=sink), headers)
+            return await stream_from_thread(request, lambda sink: job(sink=sink), headers, self.counts)
         finally:
             self.streams -= 1
 

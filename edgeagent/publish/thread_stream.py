@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -54,9 +55,18 @@ def one_line(status: int, reason: str) -> web.Response:
     return web.Response(status=status, text=reason.splitlines()[0] + "\n", content_type="text/plain")
 
 
-async def stream_from_thread(request: web.Request, job: Callable[[Any], object], headers: Mapping[str, str]
-                             ) -> web.StreamResponse:
+@dataclass
+class StreamCounts:
+    started: int = 0
+    completed: int = 0
+    client_left: int = 0  # the client went away mid-body and the job was stopped
+    failed: int = 0
+
+
+async def stream_from_thread(request: web.Request, job: Callable[[Any], object], headers: Mapping[str, str],
+                             counts: StreamCounts | None = None) -> web.StreamResponse:
     """Run ``job(sink)`` in a thread and send what it writes to ``sink`` as the body."""
+    counts = counts if counts is not None else StreamCounts()
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
     gone = threading.Event()
@@ -83,6 +93,7 @@ async def stream_from_thread(request: web.Request, job: Callable[[Any], object],
             if item is _DONE:
                 break
             if isinstance(item, BaseException):
+                counts.failed += 1
                 if response is None:
                     if isinstance(item, ClipError):
                         return one_line(item.status, str(item))
@@ -91,14 +102,24 @@ async def stream_from_thread(request: web.Request, job: Callable[[Any], object],
                 log.error("recordings: %s broke off after the response began: %s", request.path, item)
                 request.transport and request.transport.close()  # the client sees a truncated body
                 return response
-            if response is None:
-                response = web.StreamResponse(headers=dict(headers))
-                await response.prepare(request)
-            await response.write(item)
+            try:
+                if response is None:
+                    response = web.StreamResponse(headers=dict(headers))
+                    await response.prepare(request)
+                    counts.started += 1
+                await response.write(item)
+            except ConnectionError:
+                counts.client_left += 1
+                assert response is not None
+                return response
         if response is None:  # the job wrote nothing and did not fail
             return one_line(500, "internal error: empty response")
         await response.write_eof()
+        counts.completed += 1
         return response
+    except asyncio.CancelledError:  # aiohttp cancels the handler when the client disconnects
+        counts.client_left += 1
+        raise
     finally:
         gone.set()
         while not queue.empty():
