@@ -189,7 +189,7 @@ class RecordingRoutes:
                         "X-Actual-End": rfc3339(plan.end)})
         self.streams += 1
         try:
-            return await stream_from_thread(request, lambda sink: job(sink=sink), headers, self.counts)
+            return await stream_from_thread(request, job, headers, self.counts)
         finally:
             self.streams -= 1
 

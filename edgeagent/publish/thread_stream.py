@@ -100,7 +100,8 @@ async def stream_from_thread(request: web.Request, job: Callable[[Any], object],
                     log.error("recordings: %s failed: %s", request.path, item)
                     return one_line(500, f"internal error: {type(item).__name__}")
                 log.error("recordings: %s broke off after the response began: %s", request.path, item)
-                request.transport and request.transport.close()  # the client sees a truncated body
+                if request.transport is not None:
+                    request.transport.close()  # the client sees a truncated body
                 return response
             try:
                 if response is None:

@@ -19,11 +19,11 @@ Everything here blocks (PyAV, file reads): run it in a thread.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import av
 from pydantic import BaseModel, ConfigDict, Field
@@ -136,11 +136,12 @@ class ClipResult:
     frames: int
 
 
-def _packets(segment: Segment) -> Iterator[tuple[av.Packet, float, Any]]:
+def _packets(segment: Segment) -> Generator[tuple[av.Packet, float, Any], None, None]:
     """Every packet of one segment with its wall-clock time in seconds since the epoch; the file's own
     timestamps start where the muxer rebased them, the segment's ``start`` is the first frame's time."""
     with av.open(str(segment.path), "r") as container:
         stream = container.streams.video[0]
+        time_base = stream.time_base or TIME_BASE
         origin: int | None = None
         anchor = segment.start.timestamp()
         for packet in container.demux(stream):
@@ -149,7 +150,7 @@ def _packets(segment: Segment) -> Iterator[tuple[av.Packet, float, Any]]:
             pts = packet.pts if packet.pts is not None else packet.dts
             if origin is None:
                 origin = pts
-            yield packet, anchor + float((pts - origin) * stream.time_base), stream
+            yield packet, anchor + float((pts - origin) * time_base), stream
 
 
 class _Cutter:

@@ -78,6 +78,9 @@ class _ZipSink:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class Export:
@@ -90,7 +93,7 @@ def write_export(plan: ClipPlan, sink: Sink, key: Ed25519PrivateKey, agent_id: s
     check_segments(plan)
     moment = created or datetime.now(UTC)
     clip_info = zipfile.ZipInfo(CLIP_NAME, date_time=moment.timetuple()[:6])
-    with zipfile.ZipFile(_ZipSink(sink), "w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(_ZipSink(sink), "w", compression=zipfile.ZIP_STORED) as archive:
         with archive.open(clip_info, "w", force_zip64=True) as entry:
             clip = write_clip(plan, entry)
         manifest = {

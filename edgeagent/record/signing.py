@@ -86,7 +86,8 @@ def load_public_pem(data: bytes) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
-        raise SigningKeyError(f"not a PEM public key ({str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+        first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise SigningKeyError(f"not a PEM public key ({first})") from None
     if not isinstance(key, Ed25519PublicKey):
         raise SigningKeyError("not an Ed25519 public key")
     return key
