@@ -1,0 +1,112 @@
+"""A recorded clip plays in headless Chromium: the page asks for a short-lived signed URL with the bearer
+token and hands it to a ``<video>``, which cannot send the header itself. Frames must advance and the
+picture must be the recording's (testsrc2's colour bars, not black or decoder green)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edgeagent.publish.recordings_http import RecordingRoutes, add_routes
+from tests.support.browser import browser_available, chromium, picture, presented_frames, wait_until
+from tests.support.recordings import recorded
+
+pytestmark = pytest.mark.skipif(not browser_available(), reason="needs Debian's chromium and chromium-driver")
+
+TOKEN = "playback-test-token-0123456789ab"
+PAGE = "<!doctype html><html><head><meta charset='utf-8'><title>playback</title></head><body></body></html>"
+
+PLAY_JS = r"""
+const [camera, start, end, token, done] = arguments;
+fetch('/recordings/' + camera + '/clip-url?start=' + encodeURIComponent(start) + '&end=' + encodeURIComponent(end),
+      {method: 'POST', headers: {'Authorization': 'Bearer ' + token}})
+  .then((r) => r.ok ? r.json() : r.text().then((t) => { throw new Error(r.status + ' ' + t); }))
+  .then((body) => {
+    const video = document.createElement('video');
+    video.id = 'playback'; video.muted = true; video.autoplay = true; video.playsInline = true;
+    video.addEventListener('error', () => { window.__playbackError = video.error && video.error.message; });
+    video.src = body.url;
+    document.body.appendChild(video);
+    done(body.url);
+  }, (e) => done('error ' + e));
+"""
+
+
+class Server:
+    """The recordings routes on a real 127.0.0.1 port, on their own event loop in a thread (Selenium blocks)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        runner = web.AppRunner(self.app)
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner = runner
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+
+    def __enter__(self) -> Server:
+        self._thread.start()
+        assert self._ready.wait(10), "server did not start"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    index = recorded(tmp_path_factory.mktemp("segments"), count=2, seconds=6)
+
+    def authorized(request: web.Request) -> bool:
+        return hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {TOKEN}")
+
+    app = web.Application()
+    add_routes(app, RecordingRoutes(index, ["north"], Ed25519PrivateKey.generate(), "cabinet-17", authorized))
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    app.router.add_get("/", page)
+    with Server(app) as running:
+        yield running
+
+
+def test_a_recorded_clip_plays_in_chromium_through_a_signed_url(server: Server, tmp_path: Path) -> None:
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(f"http://127.0.0.1:{server.port}/")
+        url = driver.execute_async_script(PLAY_JS, "north", "2026-12-01T08:00:02.5Z", "2026-12-01T08:00:11Z", TOKEN)
+        assert url.startswith("/recordings-signed/north/clip.mp4?") and TOKEN not in url, url
+        first = wait_until(lambda: presented_frames(driver, "#playback") >= 10, 20, "the first frames")
+        assert first
+        time_then = driver.execute_script("return document.querySelector('#playback').currentTime")
+        frames_then = presented_frames(driver, "#playback")
+        wait_until(lambda: presented_frames(driver, "#playback") >= frames_then + 50, 20, "frames advancing")
+        assert driver.execute_script("return document.querySelector('#playback').currentTime") > time_then + 1
+        assert driver.execute_script("return window.__playbackError || null") is None
+        summary = picture(driver, "#playback")
+        assert summary is not None and (summary["width"], summary["height"]) == (320, 180)
+        assert summary["black"] < 0.5 and summary["green"] < 0.3
+        # Played to its end (faster than real time), the clip ends at 8.5 s (2.5 s to 11 s), within a frame.
+        driver.execute_script("document.querySelector('#playback').playbackRate = 4")
+        wait_until(lambda: driver.execute_script("return document.querySelector('#playback').ended"), 20,
+                   "the end of the clip")
+        at_end = driver.execute_script("return document.querySelector('#playback').currentTime")
+        assert abs(at_end - 8.5) <= 0.04, at_end
