@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cameras, decode, gil, latency, memory, report, viewers
+from benchmarks import cameras, decode, export, gil, latency, memory, report, viewers
 from benchmarks.common import BENCH, WORK, Settings, machine_info
 
 BENCHMARKS: dict[str, Callable[[Settings], dict[str, Any]]] = {
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "viewers": viewers.run_viewers,
     "gil": gil.run,
     "memory": memory.run,
+    "export": export.run,
 }
 
 

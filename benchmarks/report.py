@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks.common import BENCH, fmt
 
-ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "soak"]
+ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "soak"]
 FINDINGS = BENCH / "FINDINGS.md"
 
 
@@ -67,6 +67,10 @@ def _headline(result: dict[str, Any]) -> str:
         if name == "memory":
             rows = [row for row in result["tables"][0]["rows"] if "viewers" in row[1]]
             return "; ".join(f"{row[0].split(':')[0]}: RSS {row[2]} MB" for row in rows)
+        if name == "export":
+            return (f"{data['length_s'] / 60:g} min export {fmt(data['speed']['export'], 0)} × real time "
+                    f"(ffmpeg -c copy {fmt(data['speed']['ffmpeg'], 0)} ×); first byte of a clip "
+                    f"{fmt(data['first_byte_s']['clip.mp4']['median'] * 1000, 0)} ms")
         if name == "soak":
             return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
     except (KeyError, TypeError, IndexError, ZeroDivisionError):

@@ -17,7 +17,7 @@ from benchmarks.common import percentile, summary
 from benchmarks.webrtc_client import has_keyframe
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = {"decode", "cameras", "ttff", "latency", "viewers", "gil", "memory", "soak"}
+ALL = {"decode", "cameras", "ttff", "latency", "viewers", "gil", "memory", "export", "soak"}
 
 
 def _simulator_available() -> bool:
@@ -96,6 +96,9 @@ def test_every_benchmark_runs_once_on_tiny_sizes(tmp_path: Path) -> None:
         assert case["frames"] > 0 and case["last_p50_ms"] is not None and case["last_p50_ms"] >= 0
     for case in bench["gil"]["data"]:
         assert case["ratio"]["median"] > 0
+    export = bench["export"]["data"]
+    assert all(export["speed"][job]["median"] > 0 for job in ("clip", "export", "ffmpeg"))
+    assert 0 < export["first_byte_s"]["clip.mp4"]["median"] < export["wall_s"]["clip"]["median"] + 5
     assert bench["soak"]["data"]["series"] and bench["soak"]["data"]["restarts"]
 
     markdown = (tmp_path / "RESULTS.md").read_text()

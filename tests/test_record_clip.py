@@ -140,3 +140,17 @@ def test_hashing_counts_every_byte(index: FakeIndex, tmp_path: Path) -> None:
     result = write_clip(plan_clip("north", index.segments_, start, end), out)
     assert result.bytes == len(out.getvalue())
     assert result.sha256 == hashlib.sha256(out.getvalue()).hexdigest()
+
+
+def test_a_segment_cut_off_mid_write_is_read_from_its_start(index: FakeIndex, tmp_path: Path) -> None:
+    # The segment being written when the agent died: no fragment index at the end, a torn last fragment.
+    whole = index.segments_[0].path.read_bytes()
+    torn = tmp_path / "torn.mp4"
+    torn.write_bytes(whole[: int(len(whole) * 0.7)])
+    segment = replace(index.segments_[0], path=torn)
+    start, end = T0 + timedelta(seconds=3.6), T0 + timedelta(seconds=5.6)
+    out = io.BytesIO()
+    write_clip(plan_clip("north", [segment], start, end), out)
+    visible = shown(decode(out.getvalue()))
+    assert np.array_equal(visible[0][1], source_frame(index, 0, 3.6))
+    assert len(visible) == 2 * FPS

@@ -35,6 +35,8 @@ FRAGMENT_US = 1_000_000  # about 1 s fragments: the browser gets pictures as soo
 TICKS = 90000
 TIME_BASE = Fraction(1, TICKS)
 CHUNK_BYTES = 256 * 1024  # the muxer's small writes are gathered before they cross to the event loop
+# The segment's moov has everything: probing it for more only delays the first byte.
+OPEN_OPTIONS = {"analyzeduration": "0", "probesize": "32", "fpsprobesize": "0"}
 
 
 class ClipSettings(BaseModel):
@@ -119,8 +121,8 @@ class HashingWriter:
         self.sha256.update(view)
         self.bytes += len(view)
         self._buffer += view
-        if len(self._buffer) >= CHUNK_BYTES:
-            self.flush()
+        if len(self._buffer) >= CHUNK_BYTES or self.bytes == len(view):
+            self.flush()  # the first write (the file's header) goes out at once: the client starts early
         return len(view)
 
     def flush(self) -> None:
@@ -136,15 +138,34 @@ class ClipResult:
     frames: int
 
 
-def _packets(segment: Segment) -> Generator[tuple[av.Packet, float, Any], None, None]:
+def _packets(segment: Segment, seek_s: float = 0.0) -> Generator[tuple[av.Packet, float, Any], None, None]:
     """Every packet of one segment with its wall-clock time in seconds since the epoch; the file's own
-    timestamps start where the muxer rebased them, the segment's ``start`` is the first frame's time."""
-    with av.open(str(segment.path), "r") as container:
+    timestamps start where the muxer rebased them, the segment's ``start`` is the first frame's time.
+
+    With ``seek_s`` it starts at the keyframe at or before that many seconds into the segment, or from the
+    beginning when the file cannot seek there (a segment still being written has no fragment index)."""
+    with av.open(str(segment.path), "r", options=OPEN_OPTIONS) as container:
         stream = container.streams.video[0]
         time_base = stream.time_base or TIME_BASE
-        origin: int | None = None
+        origin = stream.start_time
         anchor = segment.start.timestamp()
-        for packet in container.demux(stream):
+        packets = container.demux(stream)
+        if seek_s > 0 and origin is not None:
+            try:
+                container.seek(origin + int(seek_s / time_base), backward=True, any_frame=False, stream=stream)
+                packets = container.demux(stream)
+                first = next((p for p in packets if p.dts is not None and p.size), None)
+                landed = first is not None and first.is_keyframe and first.pts is not None and \
+                    float((first.pts - origin) * time_base) <= seek_s
+                if not landed:
+                    container.seek(origin, backward=True, any_frame=False, stream=stream)
+                    packets = container.demux(stream)
+                elif first is not None and first.pts is not None:
+                    yield first, anchor + float((first.pts - origin) * time_base), stream
+            except (av.error.FFmpegError, StopIteration):
+                container.seek(origin, backward=True, any_frame=False, stream=stream)
+                packets = container.demux(stream)
+        for packet in packets:
             if packet.dts is None or packet.size == 0:
                 continue
             pts = packet.pts if packet.pts is not None else packet.dts
@@ -204,8 +225,9 @@ def write_clip(plan: ClipPlan, sink: Sink) -> ClipResult:
     output = av.open(writer, "w", format="mp4", options={"movflags": MOVFLAGS, "frag_duration": str(FRAGMENT_US)})
     cutter = _Cutter(output, plan.start.timestamp())
     try:
-        for segment in plan.segments:
-            packets = _packets(segment)
+        for number, segment in enumerate(plan.segments):
+            offset = (plan.start - segment.start).total_seconds() if number == 0 else 0.0
+            packets = _packets(segment, max(0.0, offset))
             try:
                 for packet, wall, in_stream in packets:
                     if wall >= end_s:

@@ -8,7 +8,7 @@ convenience only: an auditor checks against the key the cabinet publishes). The 
 pass to an unseekable sink, so it streams to the client while the clip is cut.
 
 Before signing, every source segment is hashed again and compared with the index: the cabinet never
-signs video it cannot vouch for. Blocking: run in a thread.
+signs video it cannot vouch for (a mismatch ends the zip before its manifest). Blocking: run in a thread.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -90,7 +91,18 @@ class Export:
 
 def write_export(plan: ClipPlan, sink: Sink, key: Ed25519PrivateKey, agent_id: str,
                  created: datetime | None = None) -> Export:
-    check_segments(plan)
+    # The source segments are hashed again on a second thread while the clip is cut (hashlib releases the
+    # GIL); the manifest is signed only once they all matched, else the zip ends unsigned and broken off.
+    with ThreadPoolExecutor(1, thread_name_prefix="export-hash") as pool:
+        checked = pool.submit(check_segments, plan)
+        try:
+            return _write_zip(plan, sink, key, agent_id, created, checked)
+        finally:
+            checked.cancel()
+
+
+def _write_zip(plan: ClipPlan, sink: Sink, key: Ed25519PrivateKey, agent_id: str, created: datetime | None,
+               checked: Future[None]) -> Export:
     moment = created or datetime.now(UTC)
     clip_info = zipfile.ZipInfo(CLIP_NAME, date_time=moment.timetuple()[:6])
     with zipfile.ZipFile(_ZipSink(sink), "w", compression=zipfile.ZIP_STORED) as archive:
@@ -108,6 +120,7 @@ def write_export(plan: ClipPlan, sink: Sink, key: Ed25519PrivateKey, agent_id: s
             "segments": [segment_record(s) for s in plan.segments],
             "signing_key": fingerprint(key.public_key()),
         }
+        checked.result()  # raises AlteredSegment before anything is signed
         body = manifest_bytes(manifest)
         signature = sign(key, body)
         archive.writestr(MANIFEST_NAME, body, compress_type=zipfile.ZIP_DEFLATED)
