@@ -8,11 +8,15 @@ import asyncio
 import hmac
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 
 from edgeagent.publish.recordings_http import RecordingRoutes, add_routes
 from tests.support.browser import browser_available, chromium, picture, presented_frames, wait_until
@@ -110,3 +114,95 @@ def test_a_recorded_clip_plays_in_chromium_through_a_signed_url(server: Server, 
                    "the end of the clip")
         at_end = driver.execute_script("return document.querySelector('#playback').currentTime")
         assert abs(at_end - 8.5) <= 0.04, at_end
+
+
+# -- the operator page ---------------------------------------------------------------------------------
+
+WEB = Path(__file__).resolve().parent.parent / "edgeagent" / "web"
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, RecordingRoutes, list[str]]]:
+    """The operator page's files, a one-camera /cameras and the recordings routes: a recording of the last
+    minutes with a gap (camera offline), so that it shows on the 24-hour timeline."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    index = recorded(tmp_path_factory.mktemp("recent"), count=2, seconds=6, gap_before_last_s=30,
+                     t0=now - timedelta(minutes=5))
+    seen: list[str] = []
+
+    def authorized(request: web.Request) -> bool:
+        return hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {TOKEN}")
+
+    @web.middleware
+    async def remember(request: web.Request, handler: Any) -> web.StreamResponse:
+        seen.append(request.path_qs)
+        return await handler(request)
+
+    app = web.Application(middlewares=[remember])
+    routes = RecordingRoutes(index, ["north"], Ed25519PrivateKey.generate(), "cabinet-17", authorized)
+    add_routes(app, routes)
+
+    async def cameras(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return web.Response(status=401, text="unauthorized\n")
+        return web.json_response({"agent": "cabinet-17", "cameras": [
+            {"name": "north", "status": "online", "health": {"codec": "h264", "width": 320, "height": 180}}]})
+
+    async def index_page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB / "index.html")
+
+    app.router.add_get("/", index_page)
+    app.router.add_get("/cameras", cameras)
+    app.router.add_static("/static/", WEB)
+    with Server(app) as running:
+        yield running, routes, seen
+
+
+def test_the_operator_page_shows_the_timeline_plays_exports_and_locks(page_server, tmp_path: Path) -> None:
+    server, routes, seen = page_server
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(f"http://127.0.0.1:{server.port}/")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        card = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "li[data-camera='north']"), 10, "the card")[0]
+        card.find_element(By.CSS_SELECTOR, ".recordings > summary").click()
+
+        wait_until(lambda: card.find_elements(By.CSS_SELECTOR, ".timeline-track .span"), 10, "recorded spans")
+        spans = card.find_elements(By.CSS_SELECTOR, ".timeline-track .span")
+        gaps = card.find_elements(By.CSS_SELECTOR, ".timeline-track .gap")
+        assert len(spans) == 2 and len(gaps) == 1
+        assert gaps[0].get_attribute("title").endswith(": camera offline")  # the reason, on hover
+        assert gaps[0].get_attribute("data-reason") == "camera offline"
+
+        # Click where the first span is drawn (its left edge; offsets count from the centre): the clip
+        # plays from the first recorded moment after it.
+        left_edge = -spans[0].rect["width"] / 2 + 1
+        ActionChains(driver).move_to_element_with_offset(spans[0], int(left_edge), 0).click().perform()
+        video = ".recordings .playback"
+        wait_until(lambda: presented_frames(driver, video) >= 25, 20, "recorded frames in the page's player")
+        before = presented_frames(driver, video)
+        wait_until(lambda: presented_frames(driver, video) >= before + 25, 20, "frames advancing")
+        summary = picture(driver, video)
+        assert summary is not None and summary["black"] < 0.5 and summary["green"] < 0.3
+        assert "Playing" in card.find_element(By.CSS_SELECTOR, ".playback-info").text
+        assert card.find_element(By.CSS_SELECTOR, ".timeline-selection").is_displayed()
+
+        exports_before = routes.counts.completed
+        card.find_element(By.CSS_SELECTOR, ".recordings .export").click()
+        wait_until(lambda: any(p.startswith("/recordings-signed/north/export.zip?") for p in seen), 10, "the export")
+        wait_until(lambda: routes.counts.completed > exports_before, 20, "the export to be sent")
+
+        card.find_element(By.CSS_SELECTOR, ".recordings .lock").click()  # no reason yet: refused by the page
+        assert "reason" in card.find_element(By.CSS_SELECTOR, ".playback-info").text
+        assert routes.index.locks("north") == []
+        card.find_element(By.CSS_SELECTOR, ".lock-reason").send_keys("collision at the junction")
+        card.find_element(By.CSS_SELECTOR, ".recordings .lock").click()
+        wait_until(lambda: routes.index.locks("north"), 10, "the lock")
+        [lock] = routes.index.locks("north")
+        assert lock.reason == "collision at the junction" and lock.end - lock.start == timedelta(minutes=10)
+        wait_until(lambda: "Locked" in card.find_element(By.CSS_SELECTOR, ".playback-info").text, 5, "the note")
+
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
+                  and "snapshot.jpg" not in entry["message"]]
+        assert errors == []
+    assert seen and not [path for path in seen if TOKEN in path], "the token went into a URL"

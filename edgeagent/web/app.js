@@ -266,6 +266,7 @@ class CameraCard {
     this.watchButton.addEventListener('click', () => this.toggle());
     $('.media-button', this.root).addEventListener('click', () => this.toggle());
     this.fullscreenButton.addEventListener('click', () => this.fullscreen());
+    this.playback = typeof Playback === 'function' ? new Playback(this) : null;  // playback.js
     this.render();
   }
 
@@ -426,7 +427,12 @@ async function poll() {
       card.update(entry);
     }
     for (const [name, card] of cards) {
-      if (!names.has(name)) { card.stopLive(); card.root.remove(); cards.delete(name); }
+      if (!names.has(name)) {
+        card.stopLive();
+        if (card.playback) card.playback.destroy();
+        card.root.remove();
+        cards.delete(name);
+      }
     }
     $('#empty').hidden = cards.size > 0;
     const online = [...cards.values()].filter((card) => card.status === 'online').length;
@@ -480,7 +486,7 @@ function showCameras() {
 function signOut(message = '') {
   stopPolling();
   for (const card of cards.values()) card.stopLive();
-  for (const card of cards.values()) card.root.remove();
+  for (const card of cards.values()) { if (card.playback) card.playback.destroy(); card.root.remove(); }
   cards.clear();
   sessionStorage.removeItem(TOKEN_KEY);
   api.token = '';

@@ -75,14 +75,14 @@ class FakeIndex:
 
 
 def recorded(directory: Path, camera: str = "north", count: int = 3, seconds: int = 10,
-             gap_before_last_s: float = 0.0) -> FakeIndex:
-    """``count`` segments from T0; with ``gap_before_last_s`` the last one starts that much later, and
+             gap_before_last_s: float = 0.0, t0: datetime = T0) -> FakeIndex:
+    """``count`` segments from ``t0``; with ``gap_before_last_s`` the last one starts that much later, and
     the index holds the gap (camera offline)."""
     paths = encode_segments(directory, count, seconds)
-    starts = [T0 + timedelta(seconds=seconds * i) for i in range(count)]
+    starts = [t0 + timedelta(seconds=seconds * i) for i in range(count)]
     gaps: list[Gap] = []
     if gap_before_last_s:
         starts[-1] += timedelta(seconds=gap_before_last_s)
-        gap_start = T0 + timedelta(seconds=seconds * (count - 1))
+        gap_start = t0 + timedelta(seconds=seconds * (count - 1))
         gaps.append(Gap(camera, gap_start, starts[-1], GapReason.CAMERA_OFFLINE))
     return FakeIndex(chain(camera, paths, starts, seconds), gaps)
