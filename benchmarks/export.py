@@ -192,7 +192,7 @@ class _Server:
 
     def ttfb(self, route: str, start_s: float, length_s: float) -> tuple[float, float]:
         """Seconds to the first body byte, and to the last."""
-        from edgeagent.record.export import rfc3339
+        from edgeagent.record.times import rfc3339
 
         start, end = T0 + timedelta(seconds=start_s), T0 + timedelta(seconds=start_s + length_s)
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)

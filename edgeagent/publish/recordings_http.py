@@ -23,14 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgeagent.publish.signed_urls import SignedUrls
 from edgeagent.publish.thread_stream import StreamCounts, one_line, stream_from_thread
 from edgeagent.record.clip import ClipError, ClipSettings, plan_clip, write_clip
-from edgeagent.record.export import rfc3339, write_export
+from edgeagent.record.export import write_export
 from edgeagent.record.model import Gap, Lock, Segment
 from edgeagent.record.signing import public_pem
+from edgeagent.record.times import TimeRangeError, parse_range, rfc3339
 
 SIGNED_PREFIX = "/recordings-signed/"
 MAX_BODY_BYTES = 4096
-MAX_TIME_CHARS = 40
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 LOCK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SPAN_JOIN_S = 1.0  # segments closer than this make one recorded span
 
@@ -56,37 +55,7 @@ class Index(Protocol):
     def remove_lock(self, lock_id: str) -> Any: ...
 
 
-class BadRequest(Exception):
-    def __init__(self, reason: str, status: int = 400) -> None:
-        super().__init__(reason)
-        self.status = status
-
-
-def parse_time(value: str | None, name: str) -> datetime:
-    if value is None or value == "":
-        raise BadRequest(f"{name} is required (RFC 3339, e.g. 2026-12-01T08:00:00Z)")
-    if re.search(r" \d{2}:\d{2}$", value):
-        value = value[:-6] + "+" + value[-5:]  # an unencoded "+" in a query string arrives as a space
-    if len(value) > MAX_TIME_CHARS or not RFC3339.match(value):
-        raise BadRequest(f"{name} is not an RFC 3339 time with a time zone")
-    text = value.upper().replace("Z", "+00:00")
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # Python keeps microseconds
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"{name} is not a valid time") from None
-    if not 2000 <= moment.year <= 2200:
-        raise BadRequest(f"{name} is out of range")
-    return moment.astimezone(UTC)
-
-
-def parse_range(start: str | None, end: str | None, max_s: float) -> tuple[datetime, datetime]:
-    first, last = parse_time(start, "start"), parse_time(end, "end")
-    if last <= first:
-        raise BadRequest("end must be after start")
-    if (last - first).total_seconds() > max_s:
-        raise BadRequest(f"the range is longer than {max_s:g} s", status=413)
-    return first, last
+BadRequest = TimeRangeError
 
 
 def merge_spans(segments: list[Segment]) -> list[dict[str, str]]:

@@ -27,6 +27,7 @@ from edgeagent import __version__
 from edgeagent.record.clip import ClipError, ClipPlan, Sink, write_clip
 from edgeagent.record.model import Segment
 from edgeagent.record.signing import fingerprint, public_pem, sign
+from edgeagent.record.times import rfc3339
 
 FORMAT = "edgeagent-export/1"
 CLIP_NAME = "clip.mp4"
@@ -37,11 +38,6 @@ PUBLIC_KEY_NAME = "public-key.pem"
 
 class AlteredSegment(ClipError):
     status = 409
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC with milliseconds and a ``Z``: ``2026-12-01T08:00:05.500Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _file_sha256(segment: Segment) -> str:
