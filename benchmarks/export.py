@@ -51,6 +51,9 @@ class _Index:
     def gaps(self, camera: str, start: datetime, end: datetime) -> list[Any]:
         return []
 
+    def spans(self, camera: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        return []
+
     def add_lock(self, camera: str, start: datetime, end: datetime, reason: str) -> Any:
         raise NotImplementedError
 

@@ -31,7 +31,6 @@ from edgeagent.record.times import TimeRangeError, parse_range, rfc3339
 SIGNED_PREFIX = "/recordings-signed/"
 MAX_BODY_BYTES = 4096
 LOCK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-SPAN_JOIN_S = 1.0  # segments closer than this make one recorded span
 
 
 class RecordingsHttpSettings(BaseModel):
@@ -50,22 +49,13 @@ class Index(Protocol):
 
     def segments(self, camera: str, start: datetime, end: datetime) -> list[Segment]: ...
     def gaps(self, camera: str, start: datetime, end: datetime) -> list[Gap]: ...
+    def spans(self, camera: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]: ...
     def add_lock(self, camera: str, start: datetime, end: datetime, reason: str) -> Lock: ...
     def locks(self, camera: str) -> list[Lock]: ...
     def remove_lock(self, lock_id: str) -> Any: ...
 
 
 BadRequest = TimeRangeError
-
-
-def merge_spans(segments: list[Segment]) -> list[dict[str, str]]:
-    spans: list[list[datetime]] = []
-    for segment in sorted(segments, key=lambda s: s.start):
-        if spans and (segment.start - spans[-1][1]).total_seconds() <= SPAN_JOIN_S:
-            spans[-1][1] = max(spans[-1][1], segment.end)
-        else:
-            spans.append([segment.start, segment.end])
-    return [{"start": rfc3339(a), "end": rfc3339(b)} for a, b in spans]
 
 
 def lock_json(lock: Lock) -> dict[str, Any]:
@@ -127,9 +117,10 @@ class RecordingRoutes:
         start, end = parse_range(request.query.get("start"), request.query.get("end"), self.settings.max_list_s)
         segments = await asyncio.to_thread(self.index.segments, camera, start, end)
         gaps = await asyncio.to_thread(self.index.gaps, camera, start, end)
+        spans = await asyncio.to_thread(self.index.spans, camera, start, end)
         return web.json_response({
             "camera": camera, "start": rfc3339(start), "end": rfc3339(end),
-            "spans": merge_spans(segments),
+            "spans": [{"start": rfc3339(a), "end": rfc3339(b)} for a, b in spans],
             "gaps": [{"start": rfc3339(g.start), "end": rfc3339(g.end), "reason": g.reason.value} for g in gaps],
             "segments": [{"start": rfc3339(s.start), "end": rfc3339(s.end), "bytes": s.bytes, "sha256": s.sha256}
                          for s in segments],

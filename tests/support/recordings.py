@@ -62,6 +62,17 @@ class FakeIndex:
     def gaps(self, camera: str, start: datetime, end: datetime) -> list[Gap]:
         return [g for g in self.gaps_ if g.camera == camera and g.end > start and g.start < end]
 
+    def spans(self, camera: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """Recorded time within [start, end), clipped to it; segments less than 1 s apart make one span."""
+        merged: list[list[datetime]] = []
+        for segment in sorted(self.segments(camera, start, end), key=lambda s: s.start):
+            a, b = max(segment.start, start), min(segment.end, end)
+            if merged and (a - merged[-1][1]).total_seconds() <= 1.0:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return [(a, b) for a, b in merged]
+
     def add_lock(self, camera: str, start: datetime, end: datetime, reason: str) -> Lock:
         lock = Lock(f"lock{next(self._ids)}", camera, start, end, reason, datetime.now(UTC))
         self.locks_[lock.id] = lock
