@@ -271,8 +271,9 @@ def run(settings: Settings) -> dict[str, Any]:
         "notes": [
             f"Recording: {clip.describe()}, looped to {seconds} s in {segment_s} s fragmented-MP4 segments; the cut "
             f"is {start_s:g} s to {start_s + length_s:g} s (a start between keyframes). {reps} repetitions.",
-            "The HTTP figures include the loopback transfer; first byte is measured from sending the request "
-            "(the export hashes every source segment again before its first byte, by design).",
+            "The HTTP figures include the loopback transfer; first byte is measured from sending the request. "
+            "The export hashes every source segment again on a second thread while the clip is cut, and signs "
+            "only when they all match the index.",
             "ffmpeg's first byte: fragmented MP4 to a pipe, from process start.",
         ],
         "data": {"speed": speeds, "cpu_pct": cpus, "wall_s": walls, "first_byte_s": first,

@@ -218,6 +218,8 @@ async def test_a_signed_url_plays_without_the_token_once_and_for_that_range_only
         response = await client.get(attempt)
         assert response.status == 403, attempt
         assert "Content-Type" in response.headers and response.content_type == "text/plain"
+    probe = await client.get("/recordings-signed/west/clip.mp4?start=x&end=y&expires=1&sig=" + "0" * 64)
+    assert probe.status == 403  # not 404: a stranger cannot learn which cameras exist
     export = await (await client.post(f"/recordings/north/export-url?{q(START, MIDDLE)}", headers=AUTH)).json()
     assert export["url"].startswith("/recordings-signed/north/export.zip?")
     assert (await client.get(export["url"])).status == 200

@@ -172,15 +172,17 @@ class RecordingRoutes:
         return web.json_response({"url": url, "expires": rfc3339(datetime.fromtimestamp(expires, UTC))})
 
     async def signed(self, request: web.Request) -> web.StreamResponse:
-        camera = self._camera(request)
-        purpose = request.match_info["purpose"]
-        if (purpose, request.match_info["ext"]) not in {("clip", "mp4"), ("export", "zip")}:
-            raise BadRequest("not found", status=404)
+        """No bearer token here: the signature is checked before anything else is looked at, so a stranger
+        learns nothing (not even which cameras exist)."""
+        camera, purpose = request.match_info["camera"], request.match_info["purpose"]
         query = request.query
         start_text, end_text = query.get("start", ""), query.get("end", "")
         why = self.urls.check(purpose, camera, start_text, end_text, query.get("expires", ""), query.get("sig", ""))
         if why is not None:
             return web.Response(status=403, text=why + "\n")
+        if (purpose, request.match_info["ext"]) not in {("clip", "mp4"), ("export", "zip")}:
+            raise BadRequest("not found", status=404)
+        camera = self._camera(request)
         start, end = parse_range(start_text, end_text, self.settings.max_clip_s)
         return await self._send(request, camera, start, end, export=purpose == "export")
 
