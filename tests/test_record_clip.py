@@ -154,3 +154,26 @@ def test_a_segment_cut_off_mid_write_is_read_from_its_start(index: FakeIndex, tm
     visible = shown(decode(out.getvalue()))
     assert np.array_equal(visible[0][1], source_frame(index, 0, 3.6))
     assert len(visible) == 2 * FPS
+
+
+def test_an_h265_clip_with_b_frames_is_tagged_hvc1_every_frame_decodes_ends_within_two_frames(
+        tmp_path: Path) -> None:
+    from tests.support.recordings import chain, encode_segments
+
+    paths = encode_segments(tmp_path, 2, 4, codec="hevc")
+    segments = [replace(s, codec="hevc") for s in chain("north", paths, [T0, T0 + timedelta(seconds=4)], 4)]
+    start, end = T0 + timedelta(seconds=2.6), T0 + timedelta(seconds=6.6)
+    out = io.BytesIO()
+    write_clip(plan_clip("north", segments, start, end), out)
+    with av.open(io.BytesIO(out.getvalue())) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.codec_tag == "hvc1"
+        frames = list(container.decode(stream))
+        times = sorted(float(f.pts * stream.time_base) for f in frames)
+    assert not [f for f in frames if f.is_corrupt]
+    shown_times = [t for t in times if 0.002 <= t < 4.0]
+    # The pre-roll from the keyframe at 2 s, then 4 s; frames decoded before the end but shown after it
+    # (B-frames' forward references) sit in the last ticks, like the pre-roll.
+    assert len(shown_times) == 4 * FPS - 1  # the frame at the start itself sits in the pre-roll's ticks
+    assert 4.0 <= times[-1] < 4.002
+    assert abs(shown_times[-1] + FRAME - 4.0) < 0.002

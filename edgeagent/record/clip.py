@@ -177,9 +177,11 @@ def _packets(segment: Segment, seek_s: float = 0.0) -> Generator[tuple[av.Packet
 class _Cutter:
     """Rewrites packet times onto the clip's timeline (90 kHz ticks from the actual start)."""
 
-    def __init__(self, output: Any, start_s: float) -> None:
+    def __init__(self, output: Any, start_s: float, end_s: float) -> None:
         self.output = output
         self.start_s = start_s
+        self.end_s = end_s
+        self.tail = 0
         self.stream: Any = None
         self.preroll: list[av.Packet] = []
         self.started = False
@@ -215,7 +217,18 @@ class _Cutter:
         if packet.pts is not None and packet.dts is not None and packet.dts != packet.pts:
             dts = ticks - round(float((packet.pts - packet.dts) * in_stream.time_base) * TICKS)  # B-frames
         dts = max(dts, self.last_dts + 1)
+        if wall >= self.end_s:
+            # Decoded before ``end`` but shown after it (a B-frame's forward reference): one tick each at the
+            # end, like the pre-roll at the start, so the clip still ends at ``end``.
+            ticks = self.shift + round((self.end_s - self.start_s) * TICKS) + self.tail
+            self.tail += 1
         self._mux(packet, max(ticks, dts), dts)
+
+
+def _decode_wall(packet: av.Packet, wall: float, stream: Any) -> float:
+    if packet.pts is None or packet.dts is None or packet.pts == packet.dts:
+        return wall
+    return wall - float((packet.pts - packet.dts) * (stream.time_base or TIME_BASE))
 
 
 def write_clip(plan: ClipPlan, sink: Sink) -> ClipResult:
@@ -223,15 +236,15 @@ def write_clip(plan: ClipPlan, sink: Sink) -> ClipResult:
     writer = HashingWriter(sink)
     end_s = plan.end.timestamp()
     output = av.open(writer, "w", format="mp4", options={"movflags": MOVFLAGS, "frag_duration": str(FRAGMENT_US)})
-    cutter = _Cutter(output, plan.start.timestamp())
+    cutter = _Cutter(output, plan.start.timestamp(), end_s)
     try:
         for number, segment in enumerate(plan.segments):
             offset = (plan.start - segment.start).total_seconds() if number == 0 else 0.0
             packets = _packets(segment, max(0.0, offset))
             try:
                 for packet, wall, in_stream in packets:
-                    if wall >= end_s:
-                        break
+                    if _decode_wall(packet, wall, in_stream) >= end_s:
+                        break  # by decode time: a B-frame shown before ``end`` keeps the frame it refers to
                     if cutter.stream is None:
                         cutter.stream = output.add_stream_from_template(in_stream)
                         if segment.codec == "hevc":

@@ -16,17 +16,19 @@ from edgeagent.record.model import Gap, GapReason, Lock, Segment
 T0 = datetime(2026, 12, 1, 8, 0, 0, tzinfo=UTC)
 FPS = 25
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"]
+H265 = ["-c:v", "libx265", "-preset", "ultrafast", "-tag:v", "hev1", "-x265-params", "bframes=2:log-level=error"]
 
 
 def encode_segments(directory: Path, count: int, seconds: int, width: int = 320, height: int = 180,
-                    fps: int = FPS, extra: list[str] | None = None) -> list[Path]:
+                    fps: int = FPS, extra: list[str] | None = None, codec: str = "h264") -> list[Path]:
     """``count`` consecutive fMP4 files of ``seconds`` each, cut from one continuous encode."""
     directory.mkdir(parents=True, exist_ok=True)
     pattern = directory / "part%03d.mp4"
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
          "-i", f"testsrc2=size={width}x{height}:rate={fps}", "-t", str(count * seconds), "-pix_fmt", "yuv420p",
-         "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", str(fps), "-keyint_min", str(fps),
+         *(H265 if codec == "hevc" else H264), "-g", str(fps), "-keyint_min", str(fps),
          "-sc_threshold", "0", *(extra or []), "-f", "segment", "-segment_time", str(seconds), "-reset_timestamps", "1",
          "-segment_format", "mp4", "-segment_format_options", f"movflags={MOVFLAGS}", str(pattern)],
         check=True, timeout=120,
