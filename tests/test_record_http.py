@@ -4,7 +4,6 @@ page and a stranger can send, and what each gets back."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import io
 import json
 import time
@@ -12,13 +11,15 @@ import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import av
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 
-from edgeagent.publish.recordings_http import RecordingRoutes, RecordingsHttpSettings, add_routes
+from edgeagent.publish.recordings_http import RecordingRoutes, RecordingsHttpSettings, add_routes, bearer_check
 from edgeagent.record.signing import load_public_pem, public_pem
 from edgeagent.record.verify import verify_export
 from tests.support.recordings import T0, FakeIndex, chain, encode_segments, recorded
@@ -28,8 +29,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 START, MIDDLE, END = "2026-12-01T08:00:00Z", "2026-12-01T08:00:05Z", "2026-12-01T08:00:10Z"
 
 
-def authorized(request: web.Request) -> bool:
-    return hmac.compare_digest(request.headers.get("Authorization", "").encode(), AUTH["Authorization"].encode())
+authorized = bearer_check(SecretStr(TOKEN))
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,8 @@ def q(start: str = START, end: str = END) -> str:
 ])
 async def test_every_route_wants_the_bearer_token(rig, method: str, path: str) -> None:
     client, _ = rig
-    for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"Authorization": TOKEN}):
+    for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"Authorization": TOKEN},
+                    {"Authorization": "Basic " + TOKEN}, {"Authorization": "Bearer "}):
         response = await client.request(method, path, headers=headers)
         assert response.status == 401, (path, headers)
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -257,3 +258,26 @@ async def test_a_client_that_leaves_mid_clip_stops_the_cutting(key: Ed25519Priva
             await asyncio.sleep(0.05)
         assert routes.streams == 0
         assert (routes.counts.client_left, routes.counts.completed) == (1, 0)
+
+
+async def test_an_export_of_a_segment_altered_on_disk_is_never_signed(recorded_index: FakeIndex,
+                                                                       key: Ed25519PrivateKey) -> None:
+    from dataclasses import replace
+
+    altered = [replace(recorded_index.segments_[0], sha256="f" * 64), *recorded_index.segments_[1:]]
+    routes = RecordingRoutes(FakeIndex(altered), ["north"], key, "cabinet-17", authorized)
+    app = web.Application()
+    add_routes(app, routes)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get(f"/recordings/north/export.zip?{q(START, MIDDLE)}", headers=AUTH)
+        body = b""
+        if response.status == 200:  # the zip had begun: it is broken off before its manifest
+            with pytest.raises(aiohttp.ClientPayloadError):
+                while chunk := await response.content.read(65536):
+                    body += chunk
+            assert body.startswith(b"PK\x03\x04clip.mp4"[:4])
+        else:
+            body = await response.read()
+            assert response.status == 409 and b"part000.mp4 does not match its SHA-256" in body
+        assert b"manifest.json" not in body and b"manifest.sig" not in body
+    assert routes.counts.completed == 0 and routes.counts.failed == 1

@@ -9,6 +9,7 @@ the server's middleware, except ``/recordings-signed/...``: those URLs carry a s
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import re
 from collections.abc import Callable, Collection
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from edgeagent.publish.signed_urls import SignedUrls
 from edgeagent.publish.thread_stream import StreamCounts, one_line, stream_from_thread
@@ -56,6 +57,17 @@ class Index(Protocol):
 
 
 BadRequest = TimeRangeError
+
+
+def bearer_check(token: SecretStr) -> Callable[[web.Request], bool]:
+    """The check the HTTP server makes, for these routes to make it again themselves."""
+    expected = token.get_secret_value().encode()
+
+    def authorized(request: web.Request) -> bool:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and bool(presented) and hmac.compare_digest(presented.strip().encode(),
+                                                                                       expected)
+    return authorized
 
 
 def lock_json(lock: Lock) -> dict[str, Any]:
