@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,3 +207,27 @@ def test_the_operator_page_shows_the_timeline_plays_exports_and_locks(page_serve
                   and "snapshot.jpg" not in entry["message"]]
         assert errors == []
     assert seen and not [path for path in seen if TOKEN in path], "the token went into a URL"
+
+
+def test_an_expired_signed_url_is_renewed_and_playback_goes_on(page_server, tmp_path: Path) -> None:
+    server, routes, seen = page_server
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(f"http://127.0.0.1:{server.port}/")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        card = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "li[data-camera='north']"), 10, "the card")[0]
+        card.find_element(By.CSS_SELECTOR, ".recordings > summary").click()
+        span = wait_until(lambda: card.find_elements(By.CSS_SELECTOR, ".timeline-track .span"), 10, "spans")[0]
+        ActionChains(driver).move_to_element_with_offset(span, int(-span.rect["width"] / 2 + 1), 0).click().perform()
+        video = ".recordings .playback"
+        wait_until(lambda: presented_frames(driver, video) >= 10, 20, "the first frames")
+        first_url = driver.execute_script(f"return document.querySelector('{video}').src")
+        routes.urls._clock = lambda: time.time() + 120  # every URL handed out so far has expired
+        try:
+            driver.execute_script(f"const v = document.querySelector('{video}'); v.src = v.src;")  # fetch again
+            wait_until(lambda: driver.execute_script(f"return document.querySelector('{video}').src") != first_url,
+                       10, "a renewed URL")
+            frames = presented_frames(driver, video)
+            wait_until(lambda: presented_frames(driver, video) >= frames + 10, 20, "frames after the renewal")
+        finally:
+            routes.urls._clock = time.time

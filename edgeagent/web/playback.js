@@ -54,7 +54,7 @@ class Playback {
     this.timeline.addEventListener('click', (event) => this.clicked(event));
     this.timeline.addEventListener('keydown', (event) => this.key(event));
     this.video.addEventListener('timeupdate', () => this.showPosition());
-    this.video.addEventListener('error', () => this.say('This clip cannot be played here.', 'bad'));
+    this.video.addEventListener('error', () => this.failed());
     this.exportButton.addEventListener('click', () => this.exportRange());
     this.lockButton.addEventListener('click', () => this.lockRange());
   }
@@ -189,9 +189,9 @@ class Playback {
     return null;
   }
 
-  async play(startMs) {
+  async play(startMs, endMs = null) {
     const start = Math.floor(startMs / 1000) * 1000;
-    const end = Math.min(start + CLIP_MS, Date.now());
+    const end = endMs ?? Math.min(start + CLIP_MS, Date.now());
     const actual = this.firstRecorded(start, end);
     if (actual === null) {
       this.say(`Nothing recorded from ${dayClock(start)}: pick a green part of the timeline.`, 'warn');
@@ -214,6 +214,18 @@ class Playback {
       if (error instanceof Unauthorized) { signOut('The token was not accepted.'); return; }
       this.say(`Cannot play: ${error.message}`, 'bad');
     }
+  }
+
+  // The signed URL lives 60 s: a browser that must fetch again later (after a long pause, a network
+  // blip) gets a refusal. Ask for a new clip from where the picture stopped, once.
+  failed() {
+    if (!this.range || this.actualStart === null) return;
+    if (this.recovering) { this.recovering = false; this.say('This clip cannot be played here.', 'bad'); return; }
+    this.recovering = true;
+    const at = this.actualStart + this.video.currentTime * 1000;
+    const end = this.range[1];
+    this.say('Reloading the recording…', 'warn');
+    this.play(at, end).then(() => { setTimeout(() => { this.recovering = false; }, 5000); });
   }
 
   showSelection() {
