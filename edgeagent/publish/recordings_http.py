@@ -13,7 +13,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Collection
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
@@ -56,7 +56,12 @@ class Index(Protocol):
     def remove_lock(self, lock_id: str) -> Any: ...
 
 
-BadRequest = TimeRangeError
+class Refused(Exception):
+    """A request answered with ``status`` and one line saying why."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 def bearer_check(token: SecretStr) -> Callable[[web.Request], bool]:
@@ -91,7 +96,7 @@ class RecordingRoutes:
     def _camera(self, request: web.Request) -> str:
         camera = request.match_info["camera"]
         if camera not in self.cameras:
-            raise BadRequest("unknown camera", status=404)
+            raise Refused("unknown camera", status=404)
         return camera
 
     @staticmethod
@@ -102,24 +107,22 @@ class RecordingRoutes:
                                     headers={"WWW-Authenticate": 'Bearer realm="edgeagent"'})
             try:
                 return await handler(self, request)
-            except BadRequest as exc:
-                return one_line(exc.status, str(exc))
-            except ClipError as exc:
+            except (Refused, TimeRangeError, ClipError) as exc:
                 return one_line(exc.status, str(exc))
         return run
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            raise BadRequest(f"body is larger than {MAX_BODY_BYTES} bytes", status=413)
+            raise Refused(f"body is larger than {MAX_BODY_BYTES} bytes", status=413)
         raw = await request.content.read(MAX_BODY_BYTES + 1)
         if len(raw) > MAX_BODY_BYTES:
-            raise BadRequest(f"body is larger than {MAX_BODY_BYTES} bytes", status=413)
+            raise Refused(f"body is larger than {MAX_BODY_BYTES} bytes", status=413)
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
-            raise BadRequest("body is not JSON") from None
+            raise Refused("body is not JSON") from None
         if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
+            raise Refused("body must be a JSON object")
         return body
 
     # -- listing, clips, exports -------------------------------------------------------------------
@@ -141,9 +144,9 @@ class RecordingRoutes:
     async def _send(self, request: web.Request, camera: str, start: datetime, end: datetime, export: bool
                     ) -> web.StreamResponse:
         if (end - start).total_seconds() > self.settings.max_clip_s:
-            raise BadRequest(f"a clip may be at most {self.settings.max_clip_s:g} s long", status=413)
-        # The index is asked with a margin before ``start``: the segment holding the keyframe may begin there.
-        segments = await asyncio.to_thread(self.index.segments, camera, start - timedelta(seconds=1), end)
+            raise Refused(f"a clip may be at most {self.settings.max_clip_s:g} s long", status=413)
+        # Segments begin on a keyframe: the one overlapping ``start`` holds the keyframe at or before it.
+        segments = await asyncio.to_thread(self.index.segments, camera, start, end)
         plan = plan_clip(camera, segments, start, end, self.clip_settings)
         if self.streams >= self.settings.max_concurrent_clips:
             return web.Response(status=503, text="too many clips being cut; try again shortly\n",
@@ -193,7 +196,7 @@ class RecordingRoutes:
         if why is not None:
             return web.Response(status=403, text=why + "\n")
         if (purpose, request.match_info["ext"]) not in {("clip", "mp4"), ("export", "zip")}:
-            raise BadRequest("not found", status=404)
+            raise Refused("not found", status=404)
         camera = self._camera(request)
         start, end = parse_range(start_text, end_text, self.settings.max_clip_s)
         return await self._send(request, camera, start, end, export=purpose == "export")
@@ -205,11 +208,11 @@ class RecordingRoutes:
         body = await self._body(request)
         start_text, end_text, reason = body.get("start"), body.get("end"), body.get("reason", "")
         if not all(isinstance(v, str) for v in (start_text, end_text, reason)):
-            raise BadRequest("start, end and reason must be strings")
+            raise Refused("start, end and reason must be strings")
         start, end = parse_range(start_text, end_text, self.settings.max_lock_s)
         reason = reason.strip()
         if not 1 <= len(reason) <= 200 or not reason.isprintable():
-            raise BadRequest("reason must be 1 to 200 printable characters")
+            raise Refused("reason must be 1 to 200 printable characters")
         lock = await asyncio.to_thread(self.index.add_lock, camera, start, end, reason)
         return web.json_response(lock_json(lock), status=201)
 
@@ -221,10 +224,10 @@ class RecordingRoutes:
     async def remove_lock(self, request: web.Request) -> web.Response:
         lock_id = request.match_info["lock_id"]
         if not LOCK_ID.match(lock_id):
-            raise BadRequest("malformed lock id")
+            raise Refused("malformed lock id")
         removed = await asyncio.to_thread(self.index.remove_lock, lock_id)
         if removed is False:
-            raise BadRequest("no such lock", status=404)
+            raise Refused("no such lock", status=404)
         return web.json_response({"removed": lock_id})
 
     async def signing_key(self, request: web.Request) -> web.Response:
