@@ -244,3 +244,15 @@ def test_the_signing_key_is_made_once_with_mode_0600(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["signing-key.pem"]  # no partial file left behind
     again = load_or_create_key(tmp_path / "state")
     assert public_pem(again.public_key()) == public_pem(first.public_key())
+
+
+def test_verify_needs_neither_pyav_nor_the_agent(exported: Path, public_key: Path) -> None:
+    # An auditor's machine: no PyAV, no numpy, no aiortc; only the CLI, pydantic and cryptography.
+    code = ("import sys\n"
+            "for name in ('av', 'numpy', 'aiortc', 'cv2', 'paho'): sys.modules[name] = None\n"
+            "from edgeagent.cli import main\n"
+            f"sys.exit(main(['verify', {str(exported)!r}, '--public-key', {str(public_key)!r}]))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/",
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith("ok: clip.mp4")

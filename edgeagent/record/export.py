@@ -25,15 +25,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeagent import __version__
 from edgeagent.record.clip import ClipError, ClipPlan, Sink, write_clip
+from edgeagent.record.layout import CLIP_NAME, FORMAT, MANIFEST_NAME, PUBLIC_KEY_NAME, SIGNATURE_NAME
 from edgeagent.record.model import Segment
 from edgeagent.record.signing import fingerprint, public_pem, sign
 from edgeagent.record.times import rfc3339
 
-FORMAT = "edgeagent-export/1"
-CLIP_NAME = "clip.mp4"
-MANIFEST_NAME = "manifest.json"
-SIGNATURE_NAME = "manifest.sig"
-PUBLIC_KEY_NAME = "public-key.pem"
 
 
 class AlteredSegment(ClipError):

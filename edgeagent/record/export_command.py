@@ -9,12 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgeagent.record.clip import ClipError, ClipSettings, plan_clip
-from edgeagent.record.export import write_export
-from edgeagent.record.signing import SigningKeyError, fingerprint, load_or_create_key
-from edgeagent.record.times import TimeRangeError, parse_range
-
 EXIT_CONFIG = 2
+DEFAULT_MAX_SECONDS = 3600.0  # ClipSettings' default; not imported, so the CLI starts without PyAV
 
 
 def add_export_command(sub: Any) -> None:
@@ -25,7 +21,7 @@ def add_export_command(sub: Any) -> None:
     export.add_argument("--start", required=True, help="RFC 3339, e.g. 2026-12-01T08:00:00Z")
     export.add_argument("--end", required=True, help="RFC 3339")
     export.add_argument("-o", "--output", help="the zip to write (default: <agent>-<camera>-<start>.zip here)")
-    export.add_argument("--max-seconds", type=float, default=ClipSettings().max_seconds,
+    export.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
                         help="longest range accepted (default: %(default)g)")
     export.set_defaults(handler=cmd_export)
 
@@ -37,6 +33,10 @@ def _fail(line: str, code: int = 1) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from edgeagent.config import ConfigError, load_config
+    from edgeagent.record.clip import ClipError, ClipSettings, plan_clip
+    from edgeagent.record.export import write_export
+    from edgeagent.record.signing import SigningKeyError, fingerprint, load_or_create_key
+    from edgeagent.record.times import TimeRangeError, parse_range
 
     try:
         from edgeagent.record.index import RecordingIndex  # type: ignore[import-not-found, unused-ignore]

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from edgeagent.record.export import CLIP_NAME, FORMAT, MANIFEST_NAME, PUBLIC_KEY_NAME, SIGNATURE_NAME
+from edgeagent.record.layout import CLIP_NAME, FORMAT, MANIFEST_NAME, PUBLIC_KEY_NAME, SIGNATURE_NAME
 from edgeagent.record.signing import (
     SigningKeyError,
     fingerprint,
