@@ -31,7 +31,6 @@ from edgeagent.record.signing import fingerprint, public_pem, sign
 from edgeagent.record.times import rfc3339
 
 
-
 class AlteredSegment(ClipError):
     status = 409
 
