@@ -35,14 +35,18 @@ LOCK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class RecordingsHttpSettings(BaseModel):
-    """Limits of the recordings API (a config section the agent may expose as ``recording.http``)."""
+    """Limits of the recordings API (a config section the agent may expose, e.g. ``recording.http``)."""
 
     model_config = ConfigDict(extra="forbid")
-    max_clip_s: float = Field(default=3600.0, gt=0, le=24 * 3600)
-    max_list_s: float = Field(default=7 * 86400.0, gt=0)  # a listing covers at most this much time
-    max_lock_s: float = Field(default=90 * 86400.0, gt=0)
-    signed_url_ttl_s: float = Field(default=60.0, gt=0, le=3600)
-    max_concurrent_clips: int = Field(default=4, ge=1)
+    max_clip_s: float = Field(default=3600.0, gt=0, le=24 * 3600,
+                              description="longest clip or export one request may ask for, in seconds (413 beyond)")
+    max_list_s: float = Field(default=7 * 86400.0, gt=0,
+                              description="longest range one listing of recordings may cover, in seconds")
+    max_lock_s: float = Field(default=90 * 86400.0, gt=0, description="longest range one lock may cover, in seconds")
+    signed_url_ttl_s: float = Field(default=60.0, gt=0, le=3600,
+                                    description="how long a signed clip or export URL for the browser stays valid")
+    max_concurrent_clips: int = Field(default=4, ge=1,
+                                      description="clips and exports cut at once; more get 503 with Retry-After")
 
 
 class Index(Protocol):

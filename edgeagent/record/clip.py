@@ -40,10 +40,10 @@ OPEN_OPTIONS = {"analyzeduration": "0", "probesize": "32", "fpsprobesize": "0"}
 
 
 class ClipSettings(BaseModel):
-    """Limits on what a clip may cover (a config section the agent may expose as ``recording.clips``)."""
+    """Limits on what a clip may cover (the HTTP routes fill it from their own settings)."""
 
     model_config = ConfigDict(extra="forbid")
-    max_seconds: float = Field(default=3600.0, gt=0, le=24 * 3600)
+    max_seconds: float = Field(default=3600.0, gt=0, le=24 * 3600, description="longest clip, in seconds")
 
 
 class ClipError(Exception):
