@@ -93,6 +93,8 @@ async def test_the_listing_has_spans_gaps_with_their_reason_and_segments(rig, re
     assert body["gaps"] == [{"start": "2026-12-01T08:00:08.000Z", "end": "2026-12-01T08:00:11.000Z",
                              "reason": "camera offline"}]
     assert [s["sha256"] for s in body["segments"]] == [s.sha256 for s in recorded_index.segments_]
+    light = await (await client.get(f"/recordings/north?{q()}&segments=no", headers=AUTH)).json()
+    assert "segments" not in light and light["spans"] and light["gaps"]
     clipped = await (await client.get(f"/recordings/north?{q('2026-12-01T08:00:02Z', '2026-12-01T08:00:12Z')}",
                                       headers=AUTH)).json()
     assert clipped["spans"] == [{"start": "2026-12-01T08:00:02.000Z", "end": "2026-12-01T08:00:08.000Z"},

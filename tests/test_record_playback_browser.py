@@ -186,6 +186,7 @@ def test_the_operator_page_shows_the_timeline_plays_exports_and_locks(page_serve
         summary = picture(driver, video)
         assert summary is not None and summary["black"] < 0.5 and summary["green"] < 0.3
         assert "Playing" in card.find_element(By.CSS_SELECTOR, ".playback-info").text
+        assert card.find_element(By.CSS_SELECTOR, ".playback-clock").text.startswith("Picture of ")
         assert card.find_element(By.CSS_SELECTOR, ".timeline-selection").is_displayed()
 
         exports_before = routes.counts.completed

@@ -134,16 +134,20 @@ class RecordingRoutes:
     async def listing(self, request: web.Request) -> web.Response:
         camera = self._camera(request)
         start, end = parse_range(request.query.get("start"), request.query.get("end"), self.settings.max_list_s)
-        segments = await asyncio.to_thread(self.index.segments, camera, start, end)
+        # ``segments=no``: spans and gaps only (the page's timeline polls them; a day is 1440 segments).
+        with_segments = request.query.get("segments", "yes") != "no"
+        segments = await asyncio.to_thread(self.index.segments, camera, start, end) if with_segments else []
         gaps = await asyncio.to_thread(self.index.gaps, camera, start, end)
         spans = await asyncio.to_thread(self.index.spans, camera, start, end)
-        return web.json_response({
+        body: dict[str, Any] = {
             "camera": camera, "start": rfc3339(start), "end": rfc3339(end),
             "spans": [{"start": rfc3339(a), "end": rfc3339(b)} for a, b in spans],
             "gaps": [{"start": rfc3339(g.start), "end": rfc3339(g.end), "reason": g.reason.value} for g in gaps],
-            "segments": [{"start": rfc3339(s.start), "end": rfc3339(s.end), "bytes": s.bytes, "sha256": s.sha256}
-                         for s in segments],
-        })
+        }
+        if with_segments:
+            body["segments"] = [{"start": rfc3339(s.start), "end": rfc3339(s.end), "bytes": s.bytes,
+                                 "sha256": s.sha256} for s in segments]
+        return web.json_response(body)
 
     async def _send(self, request: web.Request, camera: str, start: datetime, end: datetime, export: bool
                     ) -> web.StreamResponse:

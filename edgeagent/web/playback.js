@@ -39,6 +39,7 @@ class Playback {
     this.axis = $('.timeline-axis', this.root);
     this.video = $('.playback', this.root);
     this.info = $('.playback-info', this.root);
+    this.clock = $('.playback-clock', this.root);
     this.exportButton = $('.export', this.root);
     this.lockButton = $('.lock', this.root);
     this.reason = $('.lock-reason', this.root);
@@ -88,7 +89,8 @@ class Playback {
     const end = Date.now();
     const start = end - TIMELINE_MS;
     try {
-      const body = await api.get(`/recordings/${encodeURIComponent(this.card.name)}?start=${iso(start)}&end=${iso(end)}`);
+      const body = await api.get(`/recordings/${encodeURIComponent(this.card.name)}?start=${iso(start)}&end=${iso(end)}`
+                                   + '&segments=no');
       this.windowStart = start;
       this.windowEnd = end;
       this.render(body);
@@ -236,8 +238,8 @@ class Playback {
 
   showPosition() {
     if (!this.range || this.actualStart === null) return;
-    const at = this.actualStart + this.video.currentTime * 1000;
-    this.say(`Playing ${dayClock(this.range[0])} – ${clock(this.range[1])} · at ${clock(at)}`);
+    // The clip's timeline is the wall clock (a gap stays a gap), so this is the time of the picture shown.
+    this.clock.textContent = `Picture of ${dayClock(this.actualStart + this.video.currentTime * 1000)}`;
   }
 
   async exportRange() {
