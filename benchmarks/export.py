@@ -99,6 +99,32 @@ def record(settings: Settings, seconds: int, segment_s: int) -> tuple[Path, Reco
     return directory, recording
 
 
+class _PeakRss:
+    """The process's peak RSS growth over a block, sampled every 10 ms (the clip streams: it stays flat)."""
+
+    def __enter__(self) -> _PeakRss:
+        import psutil
+
+        self._process = psutil.Process()
+        self.base = self.peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -113,14 +139,16 @@ def edgeagent_cut(recording: Recording, start_s: float, length_s: float, out: Pa
     start, end = T0 + timedelta(seconds=start_s), T0 + timedelta(seconds=start_s + length_s)
     key = Ed25519PrivateKey.generate()
     cpu0, wall0 = _cpu(), time.perf_counter()
-    plan = plan_clip("bench", recording.segments_in("bench", start - timedelta(seconds=1), end), start, end)
-    with out.open("wb") as file:
-        if export:
-            write_export(plan, file, key, "bench")
-        else:
-            write_clip(plan, file)
+    with _PeakRss() as memory:
+        plan = plan_clip("bench", recording.segments_in("bench", start, end), start, end)
+        with out.open("wb") as file:
+            if export:
+                write_export(plan, file, key, "bench")
+            else:
+                write_clip(plan, file)
     wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
-    return {"wall_s": wall, "speed": length_s / wall, "cpu_pct": 100 * cpu / wall, "bytes": out.stat().st_size}
+    return {"wall_s": wall, "speed": length_s / wall, "cpu_pct": 100 * cpu / wall, "bytes": out.stat().st_size,
+            "rss_growth_mb": memory.growth_mb}
 
 
 def ffmpeg_cut(settings: Settings, directory: Path, recording: Recording, start_s: float, length_s: float,
@@ -136,7 +164,8 @@ def ffmpeg_cut(settings: Settings, directory: Path, recording: Recording, start_
     wall = time.perf_counter() - wall0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "speed": length_s / wall, "cpu_pct": 100 * cpu / wall, "bytes": out.stat().st_size}
+    return {"wall_s": wall, "speed": length_s / wall, "cpu_pct": 100 * cpu / wall, "bytes": out.stat().st_size,
+            "rss_mb": after.ru_maxrss / 1024}  # the largest child so far: every ffmpeg run here is alike
 
 
 def ffmpeg_ttfb(settings: Settings, directory: Path, start_s: float, length_s: float) -> float:
@@ -239,6 +268,9 @@ def run(settings: Settings) -> dict[str, Any]:
                          f"ffmpeg {ttfb['ffmpeg'][-1] * 1000:.0f} ms")
 
     speeds = {k: summary(r["speed"] for r in v) for k, v in samples.items()}
+    memory = {"clip": summary(r["rss_growth_mb"] for r in samples["clip"]),
+              "export": summary(r["rss_growth_mb"] for r in samples["export"]),
+              "ffmpeg": summary(r["rss_mb"] for r in samples["ffmpeg"])}
     cpus = {k: summary(r["cpu_pct"] for r in v) for k, v in samples.items()}
     walls = {k: summary(r["wall_s"] for r in v) for k, v in samples.items()}
     first = {k: summary(v) for k, v in ttfb.items()}
@@ -246,15 +278,17 @@ def run(settings: Settings) -> dict[str, Any]:
     met = (speeds["export"]["median"] >= SPEED_TARGET and first["clip.mp4"]["median"] < TTFB_TARGET_S)
     rows = [
         ["edgeagent clip (write_clip to a file)", fmt(walls["clip"], 3), fmt(speeds["clip"], 0), fmt(cpus["clip"], 0),
-         fmt(ratio(speeds["clip"]["median"], speeds["ffmpeg"]["median"]), 2), "–"],
+         fmt(memory["clip"], 1), fmt(ratio(speeds["clip"]["median"], speeds["ffmpeg"]["median"]), 2), "–"],
         ["edgeagent export (re-hash segments, clip, sign, zip)", fmt(walls["export"], 3), fmt(speeds["export"], 0),
-         fmt(cpus["export"], 0), fmt(ratio(speeds["export"]["median"], speeds["ffmpeg"]["median"]), 2), "–"],
-        ["edgeagent GET clip.mp4 over HTTP", "–", fmt(over_http["clip.mp4"], 0), "–", "–",
+         fmt(cpus["export"], 0), fmt(memory["export"], 1),
+         fmt(ratio(speeds["export"]["median"], speeds["ffmpeg"]["median"]), 2), "–"],
+        ["edgeagent GET clip.mp4 over HTTP", "–", fmt(over_http["clip.mp4"], 0), "–", "–", "–",
          fmt(summary(1000 * t for t in ttfb["clip.mp4"]), 1)],
-        ["edgeagent GET export.zip over HTTP", "–", fmt(over_http["export.zip"], 0), "–", "–",
+        ["edgeagent GET export.zip over HTTP", "–", fmt(over_http["export.zip"], 0), "–", "–", "–",
          fmt(summary(1000 * t for t in ttfb["export.zip"]), 1)],
         ["ffmpeg -f concat -ss -to -c copy", fmt(walls["ffmpeg"], 3), fmt(speeds["ffmpeg"], 0),
-         fmt(cpus["ffmpeg"], 0), "1.00", fmt(summary(1000 * t for t in ttfb["ffmpeg"]), 1)],
+         fmt(cpus["ffmpeg"], 0), f"{fmt(memory['ffmpeg'], 0)} (peak RSS)", "1.00",
+         fmt(summary(1000 * t for t in ttfb["ffmpeg"]), 1)],
     ]
     clip = camera_clip(settings)
     return {
@@ -264,8 +298,8 @@ def run(settings: Settings) -> dict[str, Any]:
                   f"{TTFB_TARGET_S * 1000:.0f} ms",
         "met": met,
         "tables": [{
-            "columns": ["job", "wall s", "× real time", "CPU % (1 core = 100)", "speed / ffmpeg",
-                        "first byte ms"],
+            "columns": ["job", "wall s", "× real time", "CPU % (1 core = 100)", "memory MB (RSS growth)",
+                        "speed / ffmpeg", "first byte ms"],
             "rows": rows,
         }],
         "notes": [
@@ -276,6 +310,6 @@ def run(settings: Settings) -> dict[str, Any]:
             "only when they all match the index.",
             "ffmpeg's first byte: fragmented MP4 to a pipe, from process start.",
         ],
-        "data": {"speed": speeds, "cpu_pct": cpus, "wall_s": walls, "first_byte_s": first,
+        "data": {"speed": speeds, "cpu_pct": cpus, "wall_s": walls, "first_byte_s": first, "memory_mb": memory,
                  "http_speed": over_http, "length_s": length_s},
     }
