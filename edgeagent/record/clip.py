@@ -9,9 +9,10 @@ lets a browser play the clip while it downloads.
 The clip's timeline is the wall clock: clip time 0 is the actual start and a frame recorded at ``t`` sits
 at ``t - start``. A gap inside the range stays a gap in time: the last frame before it is held until the
 next recorded frame (players show it frozen), so the clip's duration is its actual end minus its start
-and every timestamp can be read back to the wall clock. The clip stops early at a segment whose codec,
-picture size or parameter sets differ from the first (one MP4 track has one set); ``ClipPlan.end`` says
-where it ends.
+and every timestamp can be read back to the wall clock. The clip stops early at a segment whose codec or
+picture size differs from the first (one MP4 track has one sample description; the recorder's keyframes
+carry their parameter sets in-band, so a camera that re-sent them at the same size plays on);
+``ClipPlan.end`` says where it ends.
 
 Everything here blocks (PyAV, file reads): run it in a thread.
 """
