@@ -258,9 +258,9 @@ def run(settings: Settings) -> dict[str, Any]:
             samples["export"].append(edgeagent_cut(recording, start_s, length_s, out / "export.zip", export=True))
             samples["ffmpeg"].append(ffmpeg_cut(settings, directory, recording, start_s, length_s, out / "ff.mp4"))
             for route in ("clip.mp4", "export.zip"):
-                first, last = server.ttfb(route, start_s, length_s)
-                ttfb[route].append(first)
-                totals[route].append(last)
+                first_s, last_s = server.ttfb(route, start_s, length_s)
+                ttfb[route].append(first_s)
+                totals[route].append(last_s)
             ttfb["ffmpeg"].append(ffmpeg_ttfb(settings, directory, start_s, length_s))
             settings.log(f"export rep {rep + 1}/{reps}: clip {samples['clip'][-1]['speed']:.0f}x, export "
                          f"{samples['export'][-1]['speed']:.0f}x, ffmpeg {samples['ffmpeg'][-1]['speed']:.0f}x; "
