@@ -6,7 +6,8 @@ import random
 
 import av.error
 
-from edgeagent.camera.source import backoff_delay, describe_error, with_parameter_sets
+from edgeagent.camera.annexb import with_parameter_sets
+from edgeagent.camera.source import backoff_delay, describe_error
 from edgeagent.logs import redact
 
 SPS_PPS = b"\x00\x00\x00\x01\x67\x42\xc0\x1e" + b"\x00\x00\x00\x01\x68\xce\x3c\x80"

@@ -22,6 +22,7 @@ import av
 import av.error
 from pydantic import SecretStr
 
+from edgeagent.camera.annexb import SUPPORTED_CODECS, with_parameter_sets
 from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.config import CameraSection, redact_url, url_with_password
@@ -31,10 +32,6 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 HOUR_S = 3600.0
-
-# NAL unit types that carry parameter sets, per codec (H.264: SPS, PPS; H.265: VPS, SPS, PPS).
-_PARAMETER_SET_TYPES = {"h264": {7, 8}, "hevc": {32, 33, 34}}
-
 
 class CameraState(enum.StrEnum):
     CONNECTING = "connecting"
@@ -49,31 +46,6 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     """
     ceiling = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, attempt - 1))
     return ceiling * (rng or random).uniform(0.75, 1.0)
-
-
-def _nal_types(data: bytes, codec: str, limit: int = 6) -> list[int]:
-    """Types of the first few NAL units of an Annex B access unit."""
-    types = []
-    position = 0
-    while len(types) < limit:
-        start = data.find(b"\x00\x00\x01", position)
-        if start < 0 or start + 3 >= len(data):
-            break
-        header = data[start + 3]
-        types.append(header & 0x1F if codec == "h264" else (header >> 1) & 0x3F)
-        position = start + 3
-    return types
-
-
-def with_parameter_sets(data: bytes, codec: str, extradata: bytes | None) -> bytes:
-    """A keyframe that a fresh decoder can start from: parameter sets in front when the camera left them
-    in the SDP only (many do), so the GOP cache and snapshots never depend on out-of-band state."""
-    wanted = _PARAMETER_SET_TYPES.get(codec)
-    if not wanted or not extradata or not extradata.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
-        return data
-    if wanted & set(_nal_types(data, codec)):
-        return data
-    return extradata + data
 
 
 def describe_error(exc: BaseException) -> str:
@@ -316,7 +288,7 @@ class CameraSource:
                 raise ValueError("the camera offers no video stream")
             video = container.streams.video[0]
             codec = video.codec_context.name
-            if codec not in _PARAMETER_SET_TYPES:
+            if codec not in SUPPORTED_CODECS:
                 raise ValueError(f"unsupported codec {codec!r} (H.264 and H.265 are supported)")
             self._generation += 1
             extradata = video.codec_context.extradata
