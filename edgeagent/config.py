@@ -200,6 +200,9 @@ class CameraSection(Strict):
         default=5, ge=1, le=120, description="no packet for this long: the camera is offline, reconnect"
     )
     open_timeout_s: float = Field(default=10, ge=1, le=120, description="time allowed to open the stream")
+    allow_basic_auth: bool = Field(
+        default=False, description="send the password to a camera offering only Basic auth without verified TLS"
+    )
     snapshot: SnapshotSection = Field(default=SnapshotSection(), description="JPEG snapshots")
     privacy_masks: list[PrivacyMask] = Field(
         default=[],

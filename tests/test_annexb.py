@@ -105,3 +105,11 @@ def test_declared_picture_size_of_real_encoders(codec: str, options: dict[str, s
     assert declared_picture_size(units[0], name) == (320, 192)
     if extradata:
         assert declared_picture_size(extradata, name) == (320, 192)
+
+
+@pytest.mark.parametrize(("width", "height"), [(320, 192), (1920, 1088), (16384, 16384), (65536, 16)])
+def test_declared_picture_size_of_a_crafted_sps(width: int, height: int) -> None:
+    from tests.support.h264_bits import PPS, baseline_sps
+
+    unit = b"\x00\x00\x00\x01" + baseline_sps(width, height) + b"\x00\x00\x00\x01" + PPS
+    assert declared_picture_size(unit, "h264") == (width, height)

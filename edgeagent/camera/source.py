@@ -1,9 +1,10 @@
 """RTSP ingest: the only code that talks to a camera.
 
 A thread per camera opens the stream with PyAV, demuxes without decoding and hands every packet to the
-camera's hub on the event loop. Every read is bounded by a timeout; a silent camera, a refused connection,
-an end of stream or a bad password all end in the same place: wait with capped, jittered exponential
-backoff and connect again, for as long as the agent runs.
+camera's hub on the event loop. Every read is bounded by a timeout. When a connection ends or fails, what
+happens next depends on why (see failures.py): a camera that is away is watched with a cheap TCP probe and
+reconnected the moment it accepts again, however long it was gone; a camera that answers "no" (credentials,
+4xx/5xx, an unusable stream) gets capped exponential backoff, so that its account is not locked.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import collections
 import enum
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -22,50 +22,31 @@ import av
 import av.error
 from pydantic import SecretStr
 
-from edgeagent.camera.annexb import SUPPORTED_CODECS, with_parameter_sets
+from edgeagent.camera import challenge
+from edgeagent.camera.annexb import SUPPORTED_CODECS, declared_picture_size, with_parameter_sets
+from edgeagent.camera.failures import (
+    WAITING_AFTER_NO_ANSWER,
+    WAITING_FOR_CONNECTIONS,
+    CameraRefused,
+    RetryPolicy,
+    camera_refused,
+    describe_error,
+    waiting_after,
+)
 from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.packet import Packet, StreamInfo
+from edgeagent.camera.picture_size import picture_size_problem
+from edgeagent.camera.reachability import rtsp_address, wait_until_accepting
 from edgeagent.config import CameraSection, redact_url, url_with_password
 
 log = logging.getLogger(__name__)
 
-BACKOFF_FIRST_S = 1.0
-BACKOFF_MAX_S = 30.0
 HOUR_S = 3600.0
 
 class CameraState(enum.StrEnum):
     CONNECTING = "connecting"
     ONLINE = "online"
     OFFLINE = "offline"
-
-
-def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
-    """Seconds to wait before connect attempt ``attempt`` (1-based): 1, 2, 4 ... capped at 30, with jitter.
-
-    Jitter spreads the reconnects of a cabinet's cameras after a shared network outage.
-    """
-    ceiling = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, attempt - 1))
-    return ceiling * (rng or random).uniform(0.75, 1.0)
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line about a failure, fit for logs and health messages (FFmpeg errors can carry the URL)."""
-    if isinstance(exc, av.error.HTTPUnauthorizedError):
-        return "authentication failed (401 Unauthorized): check the user name and password"
-    if isinstance(exc, av.error.HTTPForbiddenError):
-        return "access forbidden (403)"
-    if isinstance(exc, av.error.HTTPNotFoundError):
-        return "stream not found (404): check the path"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError | av.error.ExitError):
-        return "timed out"
-    if isinstance(exc, av.error.InvalidDataError):
-        # FFmpeg's RTSP code also says this when a socket read times out before a full answer
-        return "no valid answer or data from the camera (timed out or corrupt)"
-    if isinstance(exc, av.error.FFmpegError):
-        return f"{type(exc).__name__}: {exc.strerror or 'error'}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 class CameraSource:
@@ -77,11 +58,16 @@ class CameraSource:
         self.hub = hub
         self.display_url = redact_url(section.url)
         self._url = url_with_password(section.url, password)
+        self._password_unsent = password is None  # nothing to protect: no check before FFmpeg opens
+        self._address = rtsp_address(section.url)
         self.state = CameraState.CONNECTING
         self.last_error: str | None = None
         self.connects = 0
         self.failures_in_row = 0  # connect attempts that failed since the last good connection
         self.retry_at: float | None = None  # time.monotonic() of the next attempt while offline
+        # While not online: what the source waits for before its next attempt (failures.WAITING_*);
+        # retry_at is None while it waits for the camera to accept connections (probed every 0.5 s).
+        self.waiting_for: str | None = None
         self._reconnect_times: collections.deque[float] = collections.deque()
         self._stall_times: collections.deque[float] = collections.deque()
         self._stalled = False
@@ -164,6 +150,7 @@ class CameraSource:
         self.connects += 1
         self.failures_in_row = 0
         self.retry_at = None
+        self.waiting_for = None
         if self.connects > 1:
             self._reconnect_times.append(time.monotonic())
         self._stalled = False
@@ -190,16 +177,20 @@ class CameraSource:
             self._set_state(CameraState.ONLINE)
 
     def _on_disconnected(
-        self, error: str, retry_in_s: float | None = None, failed: bool = False, timed_out: bool = False
+        self, error: str, retry_in_s: float | None = None, failed: bool = False, timed_out: bool = False,
+        waiting_for: str | None = None,
     ) -> None:
         if timed_out and self.state == CameraState.ONLINE and not self._stalled:
             self._count_stall()  # the demuxer's own read timeout got there before the watchdog
         if failed:
             self.failures_in_row += 1
-        if retry_in_s is not None:
-            self.retry_at = time.monotonic() + retry_in_s
+        self._set_waiting(waiting_for, retry_in_s)
         self.hub.stream_ended()
         self._set_state(CameraState.OFFLINE, error)
+
+    def _set_waiting(self, waiting_for: str | None, retry_in_s: float | None) -> None:
+        self.waiting_for = waiting_for
+        self.retry_at = None if retry_in_s is None else time.monotonic() + retry_in_s
 
     async def _watch_stalls(self) -> None:
         """A camera that keeps its socket open but sends nothing is as down as one that is off."""
@@ -239,17 +230,21 @@ class CameraSource:
             # frees the thread for the next connection, after one to two times the stall timeout.
             "timeout": str(int(self.section.stall_timeout_s * 1_000_000)),
             "allowed_media_types": "video",
-            "analyzeduration": "1000000",
+            # Half a second of probing finds the size and rate of a camera that sends its parameter sets
+            # in the SDP (or at least every half second), and is half of the time to online after a reboot.
+            "analyzeduration": "500000",
             "probesize": "500000",
         }
 
     def _run(self) -> None:
-        attempt = 0
+        policy = RetryPolicy()
         while not self._stopping.is_set():
             self._restart.clear()
             self._drop.clear()
-            attempt += 1
-            failed = timed_out = False
+            self._wake.clear()
+            failed = timed_out = refused = False
+            waiting = WAITING_FOR_CONNECTIONS
+            started = time.monotonic()
             try:
                 self._session()
                 if self._drop.is_set():
@@ -262,64 +257,88 @@ class CameraSource:
                 error = describe_error(exc)
                 failed = not self._generation_connected
                 timed_out = isinstance(exc, TimeoutError | av.error.ExitError)
-            if self._generation_connected:
-                attempt = 1  # it was connected: the next try starts from the shortest delay
+                refused = camera_refused(exc)
+                waiting = waiting_after(exc)
             if self._stopping.is_set():
                 break
             if self._restart.is_set():
                 self._call(self._on_disconnected, error, 0.0, False)
                 continue
-            delay = backoff_delay(attempt)
-            self._call(self._on_disconnected, error, delay, failed, timed_out)
-            log.debug("camera %s: next attempt in %.1f s", self.name, delay)
-            self._wake.wait(delay)
-            self._wake.clear()
+            connected = self._generation_connected
+            delay = policy.after_attempt(connected, time.monotonic() - started, refused)
+            if delay is not None:
+                self._pause(error, delay, failed, timed_out, waiting)
+                continue
+            self._call(self._on_disconnected, error, None, failed, timed_out, WAITING_FOR_CONNECTIONS)
+            accepted, probes_failed = wait_until_accepting(*self._address, self._wake)
+            delay = policy.after_probe(connected, probes_failed) if accepted else None
+            if delay is not None:
+                self._pause(error, delay, False, False, WAITING_AFTER_NO_ANSWER)
+
+    def _pause(self, error: str, delay: float, failed: bool, timed_out: bool, waiting: str) -> None:
+        self._call(self._on_disconnected, error, delay, failed, timed_out, waiting)
+        log.debug("camera %s: %s in %.1f s", self.name, waiting, delay)
+        self._wake.wait(delay)
 
     def _session(self) -> None:
         """One connection: open, demux until it ends or fails. Always closes the container."""
         self._generation_connected = False
         container = av.open(
-            self._url,
+            self._url if self._password_unsent else challenge.url_for_ffmpeg(self.section, self._url),
             options=self._options(),
             timeout=(self.section.open_timeout_s, None),  # open only; reads: the `timeout` option
         )
         try:
             if not container.streams.video:
-                raise ValueError("the camera offers no video stream")
+                raise CameraRefused("the camera offers no video stream")
             video = container.streams.video[0]
             codec = video.codec_context.name
             if codec not in SUPPORTED_CODECS:
-                raise ValueError(f"unsupported codec {codec!r} (H.264 and H.265 are supported)")
+                raise CameraRefused(f"unsupported codec {codec!r} (H.264 and H.265 are supported)")
+            extradata = bytes(video.codec_context.extradata or b"") or None
+            width, height = video.codec_context.width, video.codec_context.height
+            problem = picture_size_problem(width, height, declared_picture_size(extradata, codec))
+            if problem:
+                raise CameraRefused(problem)
             self._generation += 1
-            extradata = video.codec_context.extradata
             stream = StreamInfo(
                 codec=codec,
-                width=video.codec_context.width,
-                height=video.codec_context.height,
+                width=width,
+                height=height,
                 time_base=video.time_base or Fraction(1, 90000),
-                extradata=bytes(extradata) if extradata else None,
+                extradata=extradata,
                 generation=self._generation,
             )
             self._generation_connected = True
             self._call(self._on_connected, stream)
-            for av_packet in container.demux(video):
-                if self._stopping.is_set() or self._restart.is_set() or self._drop.is_set():
-                    return
-                if av_packet.size == 0:
-                    continue  # the demuxer's end-of-stream marker
-                data = bytes(av_packet)
-                if av_packet.is_keyframe:
-                    data = with_parameter_sets(data, codec, stream.extradata)
-                self._call(
-                    self._on_packet,
-                    Packet(
-                        data=data,
-                        pts=av_packet.pts,
-                        dts=av_packet.dts,
-                        keyframe=av_packet.is_keyframe,
-                        stream=stream,
-                        arrival=time.monotonic(),
-                    ),
-                )
+            self._demux(container, video, stream, check_size=not (width and height))
         finally:
             container.close()
+
+    def _demux(
+        self, container: av.container.InputContainer, video: av.VideoStream, stream: StreamInfo, check_size: bool
+    ) -> None:
+        for av_packet in container.demux(video):
+            if self._stopping.is_set() or self._restart.is_set() or self._drop.is_set():
+                return
+            if av_packet.size == 0:
+                continue  # the demuxer's end-of-stream marker
+            data = bytes(av_packet)
+            if av_packet.is_keyframe:
+                data = with_parameter_sets(data, stream.codec, stream.extradata)
+                if check_size:  # FFmpeg found no size: the SPS came in band, and may be absurd
+                    problem = picture_size_problem(0, 0, declared_picture_size(data, stream.codec))
+                    if problem:
+                        raise CameraRefused(problem)
+                    check_size = False
+            self._call(
+                self._on_packet,
+                Packet(
+                    data=data,
+                    pts=av_packet.pts,
+                    dts=av_packet.dts,
+                    keyframe=av_packet.is_keyframe,
+                    stream=stream,
+                    arrival=time.monotonic(),
+                ),
+            )
