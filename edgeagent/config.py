@@ -203,6 +203,10 @@ class CameraSection(Strict):
     allow_basic_auth: bool = Field(
         default=False, description="send the password to a camera offering only Basic auth without verified TLS"
     )
+    tls_ca_file: Path | None = Field(default=None, description="rtsps://: CA that the camera's certificate must chain to")
+    tls_fingerprint_sha256: str | None = Field(
+        default=None, pattern=r"^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$", description="rtsps://: pinned certificate SHA-256"
+    )
     snapshot: SnapshotSection = Field(default=SnapshotSection(), description="JPEG snapshots")
     privacy_masks: list[PrivacyMask] = Field(
         default=[],
@@ -232,6 +236,12 @@ class CameraSection(Strict):
     def password(self) -> SecretStr | None:
         """The camera password, read from password_file or password_env at load."""
         return self._password
+
+    @model_validator(mode="after")
+    def _tls_needs_rtsps(self) -> CameraSection:
+        if (self.tls_ca_file or self.tls_fingerprint_sha256) and not self.url.startswith("rtsps://"):
+            raise ValueError("tls_ca_file and tls_fingerprint_sha256 need an rtsps:// url")
+        return self
 
 
 class IceServer(Strict):

@@ -1,7 +1,9 @@
 """A hostile or broken device at the camera's address, met by the real RTSP source in-process.
 
-A fake camera that offers only Basic auth over plain RTSP must not get the password; one whose SPS
-declares an absurd picture size must be reported with that error, not online at 0x0. The real digest
+A fake camera that offers only Basic auth over plain RTSP (or rtsps:// with an unchecked certificate) must
+not get the password; an rtsps:// impostor whose certificate fails the configured check (CA file or pinned
+fingerprint) gets nothing at all; one whose SPS declares an absurd picture size must be reported with that
+error, not online at 0x0. The real digest
 simulator still works, and the source says what it is waiting for while it is not online.
 """
 
@@ -9,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import ssl
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from pydantic import SecretStr
 
-from edgeagent.camera.challenge import BASIC_REFUSED
+from edgeagent.camera.challenge import BASIC_REFUSED, BASIC_REFUSED_UNVERIFIED_TLS
 from edgeagent.camera.failures import WAITING_AFTER_AUTH_FAILURE, WAITING_AFTER_CAMERA_ERROR, WAITING_FOR_CONNECTIONS
 from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.source import CameraSource, CameraState
 from edgeagent.config import CameraSection
+from tests.support.broker import make_tls_files
 from tests.support.fake_rtsp import FakeRtspServer, Request, rtsp_answer
 from tests.support.h264_bits import PPS, baseline_sps
 from tests.support.net import free_port
@@ -31,8 +36,8 @@ PASSWORD = "hunter2-not-for-impostors"
 def fake_camera() -> Iterator[Callable[..., FakeRtspServer]]:
     servers: list[FakeRtspServer] = []
 
-    def make(answer: Callable[[Request], bytes | None]) -> FakeRtspServer:
-        servers.append(FakeRtspServer(answer))
+    def make(answer: Callable[[Request], bytes | None], tls: ssl.SSLContext | None = None) -> FakeRtspServer:
+        servers.append(FakeRtspServer(answer, tls))
         return servers[-1]
 
     yield make
@@ -49,6 +54,7 @@ async def until(predicate: Callable[[], bool], within_s: float, what: str) -> No
 
 
 def source_for(url: str, password: str | None = PASSWORD, **settings: object) -> CameraSource:
+    """The real source for ``url``; ``settings`` are fields of the camera's section."""
     section = CameraSection(url=url, stall_timeout_s=2, open_timeout_s=3, **settings)  # type: ignore[arg-type]
     return CameraSource("north", section, SecretStr(password) if password else None, CameraHub("north"))
 
@@ -134,5 +140,69 @@ async def test_a_source_waiting_for_an_absent_camera_says_so() -> None:
         await until(lambda: source.waiting_for == WAITING_FOR_CONNECTIONS, 5, "waiting for connections")
         assert source.state == CameraState.OFFLINE and source.last_error == "connection refused"
         assert source.retry_at is None  # no backoff: it connects as soon as the camera accepts
+    finally:
+        await source.stop()
+
+
+# -- rtsps:// certificates ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_camera(fake_camera, tls_files) -> FakeRtspServer:
+    """A Basic-only camera over rtsps:// with the test CA's certificate for 127.0.0.1."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+    return fake_camera(basic_only, tls=context)
+
+
+def server_fingerprint(tls_files) -> str:
+    der = ssl.PEM_cert_to_DER_cert(tls_files.server_cert.read_text())
+    return hashlib.sha256(der).hexdigest()
+
+
+async def test_rtsps_camera_checked_with_its_ca_gets_the_password(tls_camera, tls_files) -> None:
+    source = source_for(tls_camera.url("viewer"), tls_ca_file=tls_files.ca_file)
+    source.start()
+    try:
+        await until(lambda: bool(tls_camera.authorizations()), 10, "Basic sent over a verified TLS connection")
+    finally:
+        await source.stop()
+
+
+async def test_rtsps_impostor_with_a_certificate_of_another_ca_gets_nothing(tls_camera, tmp_path) -> None:
+    other = make_tls_files(tmp_path / "other-ca")  # "not the camera": a certificate the camera's CA never signed
+    source = source_for(tls_camera.url("viewer"), tls_ca_file=other.ca_file)
+    source.start()
+    try:
+        await until(lambda: "failed verification" in (source.last_error or ""), 10, "the certificate is refused")
+        assert source.waiting_for == WAITING_AFTER_CAMERA_ERROR and source.state != CameraState.ONLINE
+        assert tls_camera.requests == [] and tls_camera.handshakes_failed >= 1
+    finally:
+        await source.stop()
+
+
+async def test_rtsps_pinned_fingerprint_is_enforced(fake_camera, tls_camera, tls_files) -> None:
+    wrong = source_for(tls_camera.url("viewer"), tls_fingerprint_sha256="ab" * 32)
+    wrong.start()
+    try:
+        await until(lambda: "does not match" in (wrong.last_error or ""), 10, "a wrong pin is refused")
+        assert tls_camera.requests == []
+    finally:
+        await wrong.stop()
+    right = source_for(tls_camera.url("viewer"), tls_fingerprint_sha256=server_fingerprint(tls_files))
+    right.start()
+    try:
+        await until(lambda: bool(tls_camera.authorizations()), 10, "the pinned camera gets the password")
+    finally:
+        await right.stop()
+
+
+async def test_rtsps_without_a_certificate_check_is_treated_as_plain_for_basic(tls_camera) -> None:
+    source = source_for(tls_camera.url("viewer"))
+    source.start()
+    try:
+        await until(lambda: source.last_error == BASIC_REFUSED_UNVERIFIED_TLS, 10, "Basic refused")
+        await until(lambda: len(tls_camera.requests) >= 2, 5, "a second, backed-off attempt")
+        assert tls_camera.authorizations() == []
     finally:
         await source.stop()

@@ -186,3 +186,18 @@ def test_probe_stops_when_woken() -> None:
     wake = threading.Event()
     threading.Timer(0.3, wake.set).start()
     assert wait_until_accepting("127.0.0.1", free_port(), wake, interval_s=0.1)[0] is False
+
+
+def test_camera_tls_settings_are_validated() -> None:
+    from pydantic import ValidationError
+
+    from edgeagent.config import CameraSection
+
+    pin = ":".join(["AB"] * 32)
+    section = CameraSection(url="rtsps://10.0.0.1/s", tls_fingerprint_sha256=pin)
+    assert section.tls_fingerprint_sha256 == pin
+    with pytest.raises(ValidationError, match="need an rtsps:// url"):
+        CameraSection(url="rtsp://10.0.0.1/s", tls_fingerprint_sha256=pin)
+    with pytest.raises(ValidationError):
+        CameraSection(url="rtsps://10.0.0.1/s", tls_fingerprint_sha256="abc")
+    assert CameraSection(url="rtsp://10.0.0.1/s").allow_basic_auth is False

@@ -58,7 +58,7 @@ class CameraSource:
         self.hub = hub
         self.display_url = redact_url(section.url)
         self._url = url_with_password(section.url, password)
-        self._password_unsent = password is None  # nothing to protect: no check before FFmpeg opens
+        self._has_password = password is not None
         self._address = rtsp_address(section.url)
         self.state = CameraState.CONNECTING
         self.last_error: str | None = None
@@ -284,7 +284,7 @@ class CameraSource:
         """One connection: open, demux until it ends or fails. Always closes the container."""
         self._generation_connected = False
         container = av.open(
-            self._url if self._password_unsent else challenge.url_for_ffmpeg(self.section, self._url),
+            challenge.url_for_ffmpeg(self.section, self._url, self._has_password),
             options=self._options(),
             timeout=(self.section.open_timeout_s, None),  # open only; reads: the `timeout` option
         )

@@ -5,6 +5,7 @@ that no Authorization header ever arrived)."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,8 +30,11 @@ def rtsp_answer(request: Request, status: str, headers: dict[str, str] | None = 
 
 
 class FakeRtspServer:
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: a server context, for an rtsps:// camera (handshake failures are counted, not served)."""
         self.answer = answer
+        self.tls = tls
+        self.handshakes_failed = 0
         self.requests: list[Request] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -39,7 +43,8 @@ class FakeRtspServer:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, user: str | None = None, path: str = "/stream1") -> str:
-        return f"rtsp://{user + '@' if user else ''}127.0.0.1:{self.port}{path}"
+        scheme = "rtsps" if self.tls else "rtsp"
+        return f"{scheme}://{user + '@' if user else ''}127.0.0.1:{self.port}{path}"
 
     def _accept(self) -> None:
         while True:
@@ -53,6 +58,16 @@ class FakeRtspServer:
 
     def _serve(self, connection: socket.socket) -> None:
         buffer = b""
+        if self.tls is not None:
+            try:
+                connection.settimeout(5)
+                connection = self.tls.wrap_socket(connection, server_side=True)
+                connection.settimeout(None)
+            except (OSError, ssl.SSLError):
+                with self._lock:
+                    self.handshakes_failed += 1
+                connection.close()
+                return
         try:
             while True:
                 chunk = connection.recv(65536)
