@@ -272,8 +272,9 @@ class CameraSource:
             self._call(self._on_disconnected, error, None, failed, timed_out, WAITING_FOR_CONNECTIONS)
             accepted, probes_failed = wait_until_accepting(*self._address, self._wake)
             delay = policy.after_probe(connected, probes_failed) if accepted else None
-            if delay is not None:
-                self._pause(error, delay, False, False, WAITING_AFTER_NO_ANSWER)
+            if delay is not None:  # already reported offline: only what it waits for changes
+                self._call(self._set_waiting, WAITING_AFTER_NO_ANSWER, delay)
+                self._wake.wait(delay)
 
     def _pause(self, error: str, delay: float, failed: bool, timed_out: bool, waiting: str) -> None:
         self._call(self._on_disconnected, error, delay, failed, timed_out, waiting)
