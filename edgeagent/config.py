@@ -203,9 +203,9 @@ class CameraSection(Strict):
     allow_basic_auth: bool = Field(
         default=False, description="send the password to a camera offering only Basic auth without verified TLS"
     )
-    tls_ca_file: Path | None = Field(default=None, description="rtsps://: CA that the camera's certificate must chain to")
+    tls_ca_file: Path | None = Field(default=None, description="rtsps://: CA the camera's certificate must chain to")
     tls_fingerprint_sha256: str | None = Field(
-        default=None, pattern=r"^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$", description="rtsps://: pinned certificate SHA-256"
+        default=None, pattern=r"^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$", description="rtsps://: pinned cert SHA-256"
     )
     snapshot: SnapshotSection = Field(default=SnapshotSection(), description="JPEG snapshots")
     privacy_masks: list[PrivacyMask] = Field(

@@ -37,7 +37,8 @@ from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.camera.picture_size import picture_size_problem
 from edgeagent.camera.reachability import rtsp_address, wait_until_accepting
-from edgeagent.config import CameraSection, redact_url, url_with_password
+from edgeagent.config import CameraSection
+from edgeagent.urls import redact_url, url_with_password
 
 log = logging.getLogger(__name__)
 
