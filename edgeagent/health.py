@@ -56,6 +56,7 @@ class CameraHealth:
     last_error: str | None
     failures_in_row: int
     retry_in_s: float | None = field(metadata=_digits(2))
+    waiting_for: str | None  # what the source waits for while offline: the camera to accept, or a retry
     snapshots: SnapshotCounts
     live: LiveStats | None = field(metadata={"omit_none": True})  # only with the live view on
     online: bool = field(metadata=INTERNAL)
@@ -133,6 +134,7 @@ def camera_health(unit: CameraUnit, live: LiveStats | None = None) -> CameraHeal
         last_error=source.last_error,
         failures_in_row=source.failures_in_row,
         retry_in_s=max(0.0, source.retry_at - now) if source.retry_at and not online else None,
+        waiting_for=None if online else source.waiting_for,
         snapshots=SnapshotCounts(unit.snapshotter.made, unit.snapshotter.failures),
         live=live,
         online=online,
