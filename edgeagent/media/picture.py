@@ -41,7 +41,7 @@ class PictureLimits:
     blank_detail_max: float = 0.2  # blank: less than this much has detail
     blur_ratio: float = 0.5  # blurred: sharpness under this fraction of the learned baseline
     moved_shift: float = 0.025  # moved: the view shifted by this fraction of the width or more
-    moved_gain: float = 0.2  # ... and matching the reference this much better once the shift is undone
+    moved_gain: float = 0.05  # ... and matching the reference this much better once the shift is undone
     moved_similarity: float = 0.2  # moved: or edges this unlike the reference's (turned away)
     learn_keyframes: int = 5  # keyframes with detail that make the baseline and the reference
     raise_after: tuple[tuple[str, int], ...] = (("frozen", 2), ("blank", 3), ("blurred", 3), ("moved", 3))
@@ -231,15 +231,14 @@ class PictureWatch:
             )
         # Windowed copies: OpenCV 5.0's phaseCorrelate applies the window in place, into its inputs.
         (dx, dy), _response = cv2.phaseCorrelate(reference * window, edges * window)
-        x, y = round(dx), round(dy)
         height, width = edges.shape
-        if abs(x) >= width // 2 or abs(y) >= height // 2:
+        mx, my = int(np.ceil(abs(dx))), int(np.ceil(abs(dy)))
+        if mx >= width // 2 or my >= height // 2:
             aligned = -1.0  # no overlap worth the name
         else:
-            aligned = _correlation(
-                reference[max(0, -y) : height - max(0, y), max(0, -x) : width - max(0, x)],
-                edges[max(0, y) : height - max(0, -y), max(0, x) : width - max(0, -x)],
-            )
+            undo = np.float32([[1, 0, dx], [0, 1, dy]])  # type: ignore[arg-type]
+            moved = cv2.warpAffine(reference, undo, (width, height), flags=cv2.INTER_LINEAR)
+            aligned = _correlation(moved[my : height - my, mx : width - mx], edges[my : height - my, mx : width - mx])
         return float(np.hypot(dx, dy)), _correlation(reference, edges), aligned
 
     def _publish(self) -> None:
