@@ -236,7 +236,7 @@ class PictureWatch:
         if mx >= width // 2 or my >= height // 2:
             aligned = -1.0  # no overlap worth the name
         else:
-            undo = np.float32([[1, 0, dx], [0, 1, dy]])  # type: ignore[arg-type]
+            undo = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
             moved = cv2.warpAffine(reference, undo, (width, height), flags=cv2.INTER_LINEAR)
             aligned = _correlation(moved[my : height - my, mx : width - mx], edges[my : height - my, mx : width - mx])
         return float(np.hypot(dx, dy)), _correlation(reference, edges), aligned
