@@ -237,7 +237,7 @@ class PictureWatch:
             aligned = -1.0  # no overlap worth the name
         else:
             undo = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
-            moved = cv2.warpAffine(reference, undo, (width, height), flags=cv2.INTER_LINEAR)
+            moved = np.asarray(cv2.warpAffine(reference, undo, (width, height), flags=cv2.INTER_LINEAR), np.float32)
             aligned = _correlation(moved[my : height - my, mx : width - mx], edges[my : height - my, mx : width - mx])
         return float(np.hypot(dx, dy)), _correlation(reference, edges), aligned
 
