@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -30,7 +31,8 @@ SNAPSHOT_WIDTH = 640
 def keyframes(path: str) -> tuple[list[bytes], StreamInfo]:
     with av.open(path) as container:
         stream = container.streams.video[0]
-        info = StreamInfo(stream.codec_context.name, stream.width, stream.height, stream.time_base, None, 1)
+        time_base = stream.time_base or Fraction(1, 90000)
+        info = StreamInfo(stream.codec_context.name, stream.width, stream.height, time_base, None, 1)
         return [bytes(p) for p in container.demux(stream) if p.size and p.is_keyframe], info
 
 
