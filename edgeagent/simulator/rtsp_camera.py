@@ -12,6 +12,11 @@ pre-encoded H.264/H.265 clip (raw elementary stream, MP4, MKV, TS...) in an endl
 re-encoding: the clip's access units are read once into memory, then pushed into a live ``appsrc``
 at their own pace with timestamps that keep increasing across loops.
 
+``--scene road`` replaces the test pattern with a moving scene (a still landscape, vehicles driving
+across, sensor noise) whose picture takes a fault on command, one line on stdin each: ``fault frozen``
+(a hung sensor behind the ticking clock overlay), ``fault black``, ``fault blur``, ``fault shift`` (the
+view turned) and ``fault none``; each is answered with ``FAULT NAME`` on stdout once applied.
+
 Every client of the path shares one pipeline (``set_shared(True)``), as on a real camera; the
 pipeline is built when the first client connects and torn down when the last one leaves.
 
