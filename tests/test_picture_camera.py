@@ -22,7 +22,7 @@ from tests.support.camera import Camera
 
 # Frames already in the simulator's encoder and on the wire when a fault is commanded still show the old
 # picture: a keyframe that arrives this soon after the command is not counted as one of the fault's.
-IN_FLIGHT_S = 0.3
+IN_FLIGHT_S = 0.5
 
 
 @dataclass
