@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cameras, decode, export, gil, latency, memory, report, viewers
+from benchmarks import cameras, decode, export, gil, latency, memory, picture, report, viewers
 from benchmarks.common import BENCH, WORK, Settings, machine_info
 
 BENCHMARKS: dict[str, Callable[[Settings], dict[str, Any]]] = {
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "gil": gil.run,
     "memory": memory.run,
     "export": export.run,
+    "picture": picture.run,
 }
 
 

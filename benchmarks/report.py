@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks.common import BENCH, fmt
 
-ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "soak"]
+ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "soak"]
 FINDINGS = BENCH / "FINDINGS.md"
 
 
@@ -71,6 +71,10 @@ def _headline(result: dict[str, Any]) -> str:
             return (f"{data['length_s'] / 60:g} min export {fmt(data['speed']['export'], 0)} × real time "
                     f"(ffmpeg -c copy {fmt(data['speed']['ffmpeg'], 0)} ×); first byte of a clip "
                     f"{fmt(data['first_byte_s']['clip.mp4']['median'] * 1000, 0)} ms")
+        if name == "picture":
+            pct, ms = data["per_camera_pct"]["checks"], data["per_keyframe_ms"]["checks"]
+            return (f"checks {fmt(ms, 2)} ms a keyframe, {fmt(pct, 4)} % of a core per camera at a "
+                    f"{data['gop_s']:g} s GOP ({fmt(data['checks_over_snapshot'] * 100, 1)} % of the snapshot work)")
         if name == "soak":
             return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
     except (KeyError, TypeError, IndexError, ZeroDivisionError):

@@ -17,7 +17,7 @@ from benchmarks.common import percentile, summary
 from benchmarks.webrtc_client import has_keyframe
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = {"decode", "cameras", "ttff", "latency", "viewers", "gil", "memory", "export", "soak"}
+ALL = {"decode", "cameras", "ttff", "latency", "viewers", "gil", "memory", "export", "picture", "soak"}
 
 
 def _simulator_available() -> bool:
@@ -100,6 +100,7 @@ def test_every_benchmark_runs_once_on_tiny_sizes(tmp_path: Path) -> None:
     assert all(export["speed"][job]["median"] > 0 for job in ("clip", "export", "ffmpeg"))
     assert 0 < export["first_byte_s"]["clip.mp4"]["median"] < export["wall_s"]["clip"]["median"] + 5
     assert bench["soak"]["data"]["series"] and bench["soak"]["data"]["restarts"]
+    assert bench["picture"]["data"]["per_keyframe_ms"]["checks"]["median"] > 0
 
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "## Machine" in markdown and "Quick mode" in markdown and "## Commands" in markdown

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import av
 import av.error
@@ -17,6 +18,7 @@ from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.config import PrivacyMask, SnapshotSection
 from edgeagent.media.masks import apply_masks_bgr
+from edgeagent.media.picture import PictureWatch, luma_plane
 from edgeagent.media.scaling import scaled_size
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ class Snapshotter:
         self.made = 0
         self.failures = 0
         self.last_error: str | None = None
+        self.picture = PictureWatch()  # picture health, checked on every keyframe decoded here
         self._lock = asyncio.Lock()
         hub.on_stream_change(self._on_stream_change)
 
@@ -105,6 +108,7 @@ class Snapshotter:
         jpeg = render_jpeg(frame, self.section.width, self.section.quality, self.masks)
         out_width, out_height = scaled_size(frame.width, frame.height, self.section.width)
         taken_at = time.time() - (time.monotonic() - keyframe.arrival)
+        self.picture.observe(luma_plane(frame), datetime.fromtimestamp(taken_at, UTC))
         return Snapshot(jpeg, out_width, out_height, taken_at, keyframe.arrival)
 
     async def snapshot(self) -> Snapshot | None:

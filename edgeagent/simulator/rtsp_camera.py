@@ -12,6 +12,11 @@ pre-encoded H.264/H.265 clip (raw elementary stream, MP4, MKV, TS...) in an endl
 re-encoding: the clip's access units are read once into memory, then pushed into a live ``appsrc``
 at their own pace with timestamps that keep increasing across loops.
 
+``--scene road`` replaces the test pattern with a moving scene (a still landscape, vehicles driving
+across, sensor noise) whose picture takes a fault on command, one line on stdin each: ``fault frozen``
+(a hung sensor behind the ticking clock overlay), ``fault black``, ``fault blur``, ``fault shift`` (the
+view turned) and ``fault none``; each is answered with ``FAULT NAME`` on stdout once applied.
+
 Every client of the path shares one pipeline (``set_shared(True)``), as on a real camera; the
 pipeline is built when the first client connects and torn down when the last one leaves.
 
@@ -33,6 +38,7 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from road_scene import Scene, road_launch  # noqa: E402  (beside this file: the script's directory)
 
 ROLE = "viewer"
 
@@ -58,6 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="encoder speed preset; ultrafast gives H.264 Constrained Baseline, superfast gives High",
     )
     p.add_argument("--pattern", default="smpte", help="videotestsrc pattern (smpte, ball, snow, ...)")
+    p.add_argument(
+        "--scene",
+        choices=("pattern", "road"),
+        default="pattern",
+        help="pattern: the plain --pattern; road: a still background, moving vehicles and sensor noise, "
+        "with picture faults commanded on stdin (see Scene)",
+    )
     p.add_argument("--user", default=None, help="require RTSP digest auth for this user")
     p.add_argument(
         "--password-file",
@@ -79,6 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.password = os.environ.get("CAMSIM_PASSWORD")
         if not args.password:
             p.error("--user needs a password: set CAMSIM_PASSWORD or pass --password-file")
+    if args.file and args.scene != "pattern":
+        p.error("--file and --scene road exclude each other")
     if args.file and not os.path.isfile(args.file):
         p.error(f"--file {args.file}: no such file")
     return args
@@ -91,11 +106,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def live_launch(a: argparse.Namespace) -> str:
     gop = max(1, round(a.fps * a.gop_s))
-    src = (
-        f"videotestsrc is-live=true pattern={a.pattern} "
-        f"! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
-        "! timeoverlay halignment=left valignment=top font-desc=\"Sans 24\" "
-    )
+    if a.scene == "road":
+        src = road_launch(a.width, a.height, a.fps)
+    else:
+        src = (
+            f"videotestsrc is-live=true pattern={a.pattern} "
+            f"! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
+        )
+    src += "! timeoverlay halignment=left valignment=top font-desc=\"Sans 24\" "
     if a.codec == "h264":
         enc = (
             f"x264enc tune=zerolatency speed-preset={a.preset} key-int-max={gop} "
@@ -343,6 +361,8 @@ def build_server(a: argparse.Namespace) -> GstRtspServer.RTSPServer:
         factory.connect("media-configure", on_media_configure)
     else:
         factory.set_launch(live_launch(a))
+        if a.scene == "road":
+            Scene(a.width, a.height).serve(factory)
 
     if a.user:
         auth = GstRtspServer.RTSPAuth()

@@ -1,4 +1,5 @@
-"""The RTSP camera simulator as a subprocess that tests can start, stop, kill, freeze and thaw."""
+"""The RTSP camera simulator as a subprocess that tests can start, stop, kill, freeze and thaw, and whose
+picture can be given a fault (``scene="road"``)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class Camera:
         bitrate_kbps: int | None = None,
         preset: str | None = None,
         pattern: str = "smpte",
+        scene: str = "pattern",
         user: str | None = None,
         password: str | None = None,
         file: str | os.PathLike[str] | None = None,
@@ -53,6 +55,8 @@ class Camera:
         self.bitrate_kbps = bitrate_kbps
         self.preset = preset
         self.pattern = pattern
+        self.scene = scene
+        self.fault: str | None = None
         self.user, self.password = user, password
         self.file = Path(file) if file is not None else None
         self.log_path = Path(log_path) if log_path is not None else None
@@ -94,6 +98,7 @@ class Camera:
             "--fps", str(self.fps),
             "--gop-s", str(self.gop_s),
             "--pattern", self.pattern,
+            "--scene", self.scene,
         ]  # fmt: skip
         if self.bitrate_kbps:
             cmd += ["--bitrate-kbps", str(self.bitrate_kbps)]
@@ -126,7 +131,7 @@ class Camera:
         try:
             self.proc = subprocess.Popen(
                 self.command(),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if self.scene == "road" else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 env=env,
@@ -136,6 +141,7 @@ class Camera:
             if stderr is not subprocess.DEVNULL:
                 stderr.close()
         self.frozen = False
+        self.fault = None
         self.starts += 1
         try:
             self.ready_line = self._await_ready(t0 + self.ready_timeout)
@@ -146,28 +152,48 @@ class Camera:
         return self
 
     def _await_ready(self, deadline: float) -> str:
+        line = self._read_line(deadline, "READY")
+        if not line.startswith("READY rtsp://"):
+            raise RuntimeError(f"unexpected first line from the simulator: {line!r}{self._log_tail()}")
+        return line
+
+    def _read_line(self, deadline: float, waiting_for: str) -> str:
+        """One line of the simulator's stdout (it prints READY, then one line per command it obeyed)."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         buf = b""
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in buf:
+            while not buf.endswith(b"\n"):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"simulator not READY in {self.ready_timeout} s{self._log_tail()}")
+                    raise TimeoutError(f"simulator: no {waiting_for} in time{self._log_tail()}")
                 if not sel.select(remaining):
                     continue
-                chunk = os.read(fd, 4096)
+                chunk = os.read(fd, 1)  # byte by byte: never read past the line into the next answer
                 if not chunk:
                     self.proc.wait(5)
                     raise RuntimeError(
-                        f"simulator exited with {self.proc.returncode} before READY{self._log_tail()}"
+                        f"simulator exited with {self.proc.returncode} before {waiting_for}{self._log_tail()}"
                     )
                 buf += chunk
-        line = buf.split(b"\n", 1)[0].decode()
-        if not line.startswith("READY rtsp://"):
-            raise RuntimeError(f"unexpected first line from the simulator: {line!r}{self._log_tail()}")
-        return line
+        return buf[:-1].decode()
+
+    def set_fault(self, fault: str | None, timeout: float = 5.0) -> None:
+        """Give the picture a fault: ``frozen`` (a hung sensor behind a ticking clock overlay), ``black``,
+        ``blur``, ``shift`` (the view turned), or None for the normal picture. Returns once the simulator
+        applied it (the next encoded frame shows it). Needs ``scene="road"``."""
+        if self.scene != "road":
+            raise RuntimeError("picture faults need Camera(scene='road')")
+        if not self.running or self.proc is None or self.proc.stdin is None:
+            raise RuntimeError("the camera is not running")
+        name = fault or "none"
+        self.proc.stdin.write(f"fault {name}\n".encode())
+        self.proc.stdin.flush()
+        answer = self._read_line(time.monotonic() + timeout, f"answer to fault {name}")
+        if answer != f"FAULT {name}":
+            raise RuntimeError(f"simulator refused fault {name}: {answer!r}")
+        self.fault = fault
 
     def _log_tail(self) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -208,6 +234,8 @@ class Camera:
         rc = self.proc.returncode
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
         return rc
 
     def freeze(self) -> None:
