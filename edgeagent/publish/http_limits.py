@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 HEAD_TIMEOUT_S = 10.0  # a connection must deliver a complete request head within this
 TLS_HANDSHAKE_TIMEOUT_S = 10.0
+EARLY_DATA_BYTES = 64 * 1024
 NOFILE_CEILING = 65536  # raising the soft limit further gains nothing and slows code that walks all fds
 MAX_TOTAL = 256
 MAX_PER_ADDRESS = 32
@@ -187,6 +188,8 @@ class _GuardedProtocol(asyncio.Protocol):
         self._inner: asyncio.Protocol | None = None
         self._connection: _Connection | None = None
         self._handshake_task: asyncio.Task[None] | None = None
+        # TLS hands over data as the handshake ends, before start_tls() returns to us: kept until then.
+        self._early = bytearray()
 
     def connection_made(self, base: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, base)
@@ -223,10 +226,15 @@ class _GuardedProtocol(asyncio.Protocol):
     def _start(self, transport: asyncio.BaseTransport) -> None:
         self._inner = self._make_inner()
         self._inner.connection_made(transport)
+        if self._early:
+            early, self._early = bytes(self._early), bytearray()
+            self._inner.data_received(early)
 
     def data_received(self, data: bytes) -> None:
         if self._inner is not None:
             self._inner.data_received(data)
+        elif self._connection is not None and len(self._early) + len(data) <= EARLY_DATA_BYTES:
+            self._early += data
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._inner is not None else None
