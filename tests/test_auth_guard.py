@@ -27,11 +27,11 @@ def _guard(clock: Clock, **kwargs: object) -> AuthGuard:
 def test_after_five_failures_an_address_gets_429_with_a_growing_retry_after() -> None:
     clock = Clock()
     guard = _guard(clock)
-    verdicts = [guard.check("Bearer guess-%d" % i, "10.0.0.9").verdict for i in range(5)]
+    verdicts = [guard.check(f"Bearer guess-{i}", "10.0.0.9").verdict for i in range(5)]
     assert verdicts == [Verdict.UNAUTHORIZED] * 5
     retries = []
     for i in range(4):
-        result = guard.check("Bearer guess-x%d" % i, "10.0.0.9")
+        result = guard.check(f"Bearer guess-x{i}", "10.0.0.9")
         assert result.verdict == Verdict.THROTTLED
         retries.append(result.retry_after_s)
     assert retries == sorted(retries) and retries[-1] > retries[0]
