@@ -150,6 +150,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify(args.export, args.public_key)
 
 
+def cmd_systemd_dropin(args: argparse.Namespace) -> int:
+    """The unit's IPAddressAllow= drop-in for the addresses the configuration names."""
+    from edgeagent import unit_dropin
+
+    checked = _checked(args.config)
+    if checked is None:
+        return EXIT_CONFIG
+    try:
+        text = unit_dropin.dropin_text(checked.config, args.clients)
+    except (OSError, ValueError) as exc:  # a name that does not resolve, a bad --clients network
+        print(f"systemd-dropin: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        unit_dropin.write(Path(args.output), text)
+        print(f"wrote {args.output}; now: systemctl daemon-reload && systemctl restart edgeagent")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeagent", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edgeagent {__version__}")
@@ -190,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("export", help="the export.zip")
     verify.add_argument("--public-key", help="the cabinet's public key (PEM, from GET /signing-key)")
     verify.set_defaults(handler=cmd_verify)
+
+    dropin = commands.add_parser("systemd-dropin", help="write the unit's IPAddressAllow= drop-in from a config")
+    dropin.add_argument("-c", "--config", required=True, help="YAML configuration file")
+    dropin.add_argument("-o", "--output", default="-",
+                        help="file to write, e.g. /etc/systemd/system/edgeagent.service.d/ip-allow.conf "
+                             "(default: standard output)")
+    dropin.add_argument("--clients", action="append", default=[], metavar="CIDR",
+                        help="an operators' network allowed to reach HTTP and receive live video (repeatable)")
+    dropin.set_defaults(handler=cmd_systemd_dropin)
 
     simulate = commands.add_parser("simulate", help="run the RTSP camera simulator (see --help after --)",
                                    add_help=False)

@@ -82,3 +82,70 @@ def test_without_systemd_nothing_is_sent(monkeypatch: pytest.MonkeyPatch) -> Non
     assert systemd.watchdog_interval_s() == 15.0
     monkeypatch.setenv("WATCHDOG_PID", "1")
     assert systemd.watchdog_interval_s() is None
+
+
+def test_unit_denies_every_address_but_localhost_and_sets_a_descriptor_limit() -> None:
+    text = UNIT.read_text()
+    assert re.search(r"^IPAddressDeny=any$", text, re.M)
+    assert re.findall(r"^IPAddressAllow=(.*)$", text, re.M) == ["localhost"]
+    match = re.search(r"^LimitNOFILE=(\d+)$", text, re.M)
+    assert match and int(match.group(1)) >= 4096
+
+
+def _dropin_config(tmp_path: Path) -> Path:
+    config = tmp_path / "edgeagent.yaml"
+    config.write_text(yaml.safe_dump({
+        "agent": {"id": "cab-1", "state_dir": str(tmp_path / "state")},
+        "mqtt": {"host": "localhost", "port": 1883},
+        "http": {"listen": "0.0.0.0:8080"},
+        "webrtc": {"ice_servers": [{"urls": ["turn:192.0.2.7:3478?transport=udp", "stun:[2001:db8::5]:3478"]}]},
+        "cameras": {
+            "north": {"url": "rtsp://viewer@10.0.0.21:554/stream1"},
+            "south": {"url": "rtsps://10.0.0.22/stream1"},
+        },
+    }))
+    return config
+
+
+def _dropin(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgeagent", "systemd-dropin", *args],
+        capture_output=True, text=True, timeout=30, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_systemd_dropin_allows_the_addresses_the_configuration_names(tmp_path: Path) -> None:
+    config = _dropin_config(tmp_path)
+    result = _dropin("-c", str(config), "--clients", "10.20.0.0/24")
+    assert result.returncode == 0, result.stderr
+    allowed = re.findall(r"^IPAddressAllow=(.*)$", result.stdout, re.M)
+    for address in ("10.0.0.21", "10.0.0.22", "127.0.0.1", "192.0.2.7", "2001:db8::5", "10.20.0.0/24"):
+        assert address in allowed, result.stdout
+    assert result.stdout.splitlines()[2] == "[Service]"
+    assert "# camera north" in result.stdout and "# MQTT broker (localhost)" in result.stdout
+    # The unit with the drop-in applied keeps its exposure score.
+    unit_dir = tmp_path / "unit"
+    unit_dir.mkdir()
+    combined = UNIT.read_text().replace("[Install]", "\n".join(f"IPAddressAllow={a}" for a in allowed) + "\n[Install]")
+    (unit_dir / "edgeagent.service").write_text(combined)
+    analyze = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(unit_dir / "edgeagent.service")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    match = re.search(r"Overall exposure level for edgeagent\.service: (\d+\.\d+)", analyze.stdout)
+    assert match and float(match.group(1)) <= 2.0
+
+
+def test_systemd_dropin_says_when_http_listens_beyond_localhost_with_no_operator_network(tmp_path: Path) -> None:
+    output = tmp_path / "edgeagent.service.d" / "ip-allow.conf"
+    result = _dropin("-c", str(_dropin_config(tmp_path)), "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    text = output.read_text()
+    assert "no operator network was given (--clients CIDR)" in text
+    assert oct(output.stat().st_mode & 0o777) == "0o644"
+
+
+def test_systemd_dropin_refuses_a_bad_network_in_one_line(tmp_path: Path) -> None:
+    result = _dropin("-c", str(_dropin_config(tmp_path)), "--clients", "10.0.0.0/99")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "10.0.0.0/99" in result.stderr
