@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The demo on one machine: a simulated camera (GStreamer, digest auth), a local mosquitto with a generated
-# password, and the agent with configs/demo.yaml. Secrets are generated once into demo-state/secrets/ (0600).
+# password and ACLs (the agent's user writes only under its own base; an "operator" user reads everything and
+# writes only the command topics), and the agent with configs/demo.yaml. Secrets are generated once into
+# demo-state/secrets/ (0600).
 # Ctrl+C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,7 @@ u = urllib.parse.urlsplit(cam["url"])
 out = {
     "MQTT_HOST": cfg["mqtt"]["host"], "MQTT_PORT": cfg["mqtt"]["port"], "MQTT_USER": cfg["mqtt"]["username"],
     "MQTT_PASSWORD_FILE": cfg["mqtt"]["password_file"], "TOPIC_PREFIX": cfg["mqtt"].get("topic_prefix", "edgeagent"),
+    "AGENT_ID": cfg["agent"]["id"],
     "HTTP_LISTEN": cfg["http"]["listen"], "HTTP_TOKEN_FILE": cfg["http"]["token_file"],
     "CAM_HOST": u.hostname, "CAM_PORT": u.port or 554, "CAM_PATH": u.path or "/stream1",
     "CAM_USER": u.username or "", "CAM_PASSWORD_FILE": cam.get("password_file") or "",
@@ -37,6 +40,8 @@ secret() {  # create once, keep across runs (the operator's bookmarks and mosqui
   chmod 600 "$file"
 }
 secret "$MQTT_PASSWORD_FILE"
+OPERATOR_PASSWORD_FILE=$(dirname "$MQTT_PASSWORD_FILE")/mqtt-operator-password
+secret "$OPERATOR_PASSWORD_FILE"
 secret "$HTTP_TOKEN_FILE"
 secret "$CAM_PASSWORD_FILE"
 
@@ -57,17 +62,35 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The broker: password auth only, on 127.0.0.1.
+# The broker: password auth and ACLs (configs/mosquitto-acl.example explains them), on 127.0.0.1.
 MQ_CONF=$STATE/mosquitto/mosquitto.conf
 MQ_PASSWD=$STATE/mosquitto/passwd
+MQ_ACL=$STATE/mosquitto/acl
+BASE=$TOPIC_PREFIX/$AGENT_ID
 rm -f "$MQ_PASSWD"
 (umask 077 && mosquitto_passwd -b -c "$MQ_PASSWD" "$MQTT_USER" "$(cat "$MQTT_PASSWORD_FILE")")
+(umask 077 && mosquitto_passwd -b "$MQ_PASSWD" operator "$(cat "$OPERATOR_PASSWORD_FILE")")
+(umask 077 && cat >"$MQ_ACL" <<ACL
+user $MQTT_USER
+topic write $BASE/#
+topic read $BASE/cameras/+/snapshot/request
+topic read $BASE/cameras/+/restart
+topic read $BASE/cameras/+/webrtc/offer
+
+user operator
+topic read $TOPIC_PREFIX/#
+topic write $TOPIC_PREFIX/+/cameras/+/snapshot/request
+topic write $TOPIC_PREFIX/+/cameras/+/restart
+topic write $TOPIC_PREFIX/+/cameras/+/webrtc/offer
+ACL
+)
 cat >"$MQ_CONF" <<CONF
 user $(id -un)
 log_dest stderr
 persistence false
 allow_anonymous false
 password_file $PWD/$MQ_PASSWD
+acl_file $PWD/$MQ_ACL
 listener $MQTT_PORT $MQTT_HOST
 CONF
 exec {mq_fd}< <(exec mosquitto -c "$MQ_CONF" 2>&1)
@@ -100,7 +123,8 @@ cat <<INFO
 
   Camera:   ${line#READY }  (user $CAM_USER, password in $CAM_PASSWORD_FILE)
   Operator page: http://$HTTP_LISTEN/   token: $(cat "$HTTP_TOKEN_FILE")   (file $HTTP_TOKEN_FILE)
-  MQTT:     mosquitto_sub -h $MQTT_HOST -p $MQTT_PORT -u $MQTT_USER -P "\$(cat $MQTT_PASSWORD_FILE)" -t '$TOPIC_PREFIX/#' -v
+  MQTT:     mosquitto_sub -h $MQTT_HOST -p $MQTT_PORT -u operator -P "\$(cat $OPERATOR_PASSWORD_FILE)" -t '$TOPIC_PREFIX/#' -v
+            (user operator: reads everything, writes only commands, e.g. -t $BASE/cameras/junction/snapshot/request)
   Logs:     $STATE/camera.log, $STATE/mosquitto/mosquitto.log; the agent logs here. Ctrl+C stops everything.
 
 INFO
