@@ -28,7 +28,9 @@ from edgeagent.health import AgentHealthMonitor, CameraHealth, camera_health, ca
 from edgeagent.live.service import LiveService
 from edgeagent.live.signaling import handle_mqtt_offer
 from edgeagent.live.whep import add_routes as add_whep_routes
-from edgeagent.publish import metrics, topics
+from edgeagent.publish import http_limits, http_log_filter, metrics, topics
+from edgeagent.publish.auth_guard import AuthGuard
+from edgeagent.publish.command_limits import CommandLimits, SnapshotCoalescer
 from edgeagent.publish.http import load_or_create_token, make_app, ssl_context
 from edgeagent.publish.mqtt import MqttPublisher
 from edgeagent.publish.mqtt_bridge import MqttBridge
@@ -70,6 +72,14 @@ class Agent:
             self.bridge = MqttBridge(self.mqtt, self.units)
         self.monitor = AgentHealthMonitor(config.agent.state_dir)
         self.live: LiveService | None = None
+        # Descriptors: the soft limit raised to the hard one; HTTP gets a share that leaves the reserve.
+        nofile = http_limits.raise_nofile_limit()
+        reserve = http_limits.descriptor_reserve(len(self.units), config.webrtc.max_viewers_total)
+        self.connections = http_limits.ConnectionGuard(http_limits.ConnectionLimits.for_descriptors(nofile, reserve))
+        self.accept_health = http_limits.AcceptHealth(nofile, reserve)
+        self.auth: AuthGuard | None = None
+        self.commands = CommandLimits(max_offers_in_flight=min(4, config.webrtc.max_viewers_total))
+        self.snapshot_requests = SnapshotCoalescer(lambda camera: self._publish_snapshot(self.units[camera]))
         self.tasks = loops.BackgroundTasks()
         self._stop = asyncio.Event()
 
@@ -84,7 +94,27 @@ class Agent:
 
     def healthy(self) -> bool:
         mqtt_ok = self.mqtt is None or self.mqtt.connected
-        return mqtt_ok and all(unit.camera.online for unit in self.units.values())
+        cameras_ok = all(unit.camera.online for unit in self.units.values())
+        return mqtt_ok and cameras_ok and self.accept_health.problem() is None
+
+    def guard_figures(self) -> dict[str, float]:
+        auth, connections = self.auth, self.connections
+        return {
+            "auth_failures": auth.failures_total if auth else 0,
+            "auth_throttled": auth.throttled_total if auth else 0,
+            "connections_open": connections.open,
+            "connections_refused": connections.refused_total,
+            "connections_evicted": connections.evicted_total,
+            "accept_errors": self.accept_health.accept_errors_total,
+            "free_descriptors": self.accept_health.free_descriptors(),
+        }
+
+    def commands_refused(self) -> dict[str, int]:
+        refused = dict(self.commands.refused)
+        refused["snapshot"] = self.snapshot_requests.coalesced
+        if self.mqtt is not None:
+            refused["flood_or_long_topic"] = self.mqtt.commands_dropped
+        return refused
 
     # -- MQTT -------------------------------------------------------------------------------------
 
@@ -106,15 +136,21 @@ class Agent:
             self.bridge.publish_snapshot(unit.name, snapshot.jpeg)
         return True
 
-    async def _on_snapshot_request(self, camera: str, payload: bytes) -> None:
-        await self._publish_snapshot(self.units[camera])
+    def _on_snapshot_request(self, camera: str, payload: bytes) -> None:
+        self.snapshot_requests.request(camera)
 
     def _on_restart(self, camera: str, payload: bytes) -> None:
-        self.units[camera].camera.source.restart()
+        if self.commands.allow_restart(camera):
+            self.units[camera].camera.source.restart()
 
     async def _on_offer(self, camera: str, payload: bytes) -> None:
         assert self.live is not None and self.bridge is not None
-        answer = await handle_mqtt_offer(self.live, camera, payload)
+        if not self.commands.begin_offer(camera, payload):
+            return
+        try:
+            answer = await handle_mqtt_offer(self.live, camera, payload)
+        finally:
+            self.commands.end_offer()
         if answer is not None:
             self.bridge.publish_answer(*answer)
 
@@ -136,15 +172,22 @@ class Agent:
         """The HTTP side, every route on the same health records as MQTT (in-process tests build this)."""
         mqtt = self.mqtt
         collector = metrics.AgentCollector(
-            self.cameras_health, live=live is not None, mqtt_connected=(lambda: mqtt.connected) if mqtt else None
+            self.cameras_health,
+            live=live is not None,
+            mqtt_connected=(lambda: mqtt.connected) if mqtt else None,
+            guards=self.guard_figures,
+            commands_refused=self.commands_refused if mqtt else None,
         )
         registry = metrics.make_registry(collector)
+        self.auth = AuthGuard(token)
         app = make_app(
             self.units,
             token,
             lambda: cameras_document(self.config.agent.id, self.cameras_health()),
             lambda: metrics.render(registry),
             self.healthy,
+            connections=self.connections,
+            auth=self.auth,
         )
         if live is not None:
             add_whep_routes(app, live)
@@ -154,12 +197,22 @@ class Agent:
         section = self.config.http
         token = load_or_create_token(section, self.config.agent.state_dir, self.credentials.http_token)
         app = self.http_app(token, live)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        http_log_filter.install()
+        self.accept_health.install(asyncio.get_running_loop())
+        # keepalive_timeout runs from the connection's start too: it bounds the wait for a request head.
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, keepalive_timeout=http_limits.HEAD_TIMEOUT_S
+        )
         await runner.setup()
         on_stop(stack, "http", runner.cleanup)
-        site = web.TCPSite(runner, section.host, section.port, ssl_context=ssl_context(section))
+        site = http_limits.GuardedSite(runner, self.connections, section.host, section.port, ssl_context(section))
         await site.start()
-        log.info("http: listening on %s://%s", "https" if section.tls else "http", section.listen)
+        limits, health = self.connections.limits, self.accept_health
+        log.info(
+            "http: listening on %s://%s (at most %d connections, %d per address; %d descriptors, %d in reserve)",
+            "https" if section.tls else "http", section.listen, limits.total, limits.per_address,
+            health.nofile, health.reserve,
+        )  # fmt: skip
 
     def _start_cameras(self, stack: contextlib.AsyncExitStack) -> None:
         units = list(self.units.values())
@@ -170,7 +223,11 @@ class Agent:
             unit.camera.start()
 
     def _start_tasks(self, stack: contextlib.AsyncExitStack) -> None:
-        on_stop(stack, "background tasks", self.tasks.cancel_all)
+        def stop_background() -> Awaitable[None]:
+            self.snapshot_requests.close()  # requested snapshots are background work too
+            return self.tasks.cancel_all()
+
+        on_stop(stack, "background tasks", stop_background)
         for unit in self.units.values():
             interval = unit.camera.section.snapshot.interval_s
             publish = functools.partial(self._publish_snapshot, unit)
@@ -179,7 +236,7 @@ class Agent:
         self.tasks.spawn(health, "health")
         watchdog = systemd.watchdog_interval_s()
         if watchdog:
-            self.tasks.spawn(loops.watchdog(watchdog), "watchdog")
+            self.tasks.spawn(loops.watchdog(watchdog, self.accept_health.problem), "watchdog")
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         # What can fail at start (a full disk, a taken port) fails first, before anything is announced.

@@ -63,14 +63,18 @@ async def snapshots(interval_s: float, publish: Callable[[], Awaitable[bool]], c
         await asyncio.sleep(interval_s if published else FIRST_PICTURE_RETRY_S)
 
 
-async def watchdog(interval_s: float) -> None:
-    """WATCHDOG=1 only while the event loop turns promptly: a loop stuck in a blocking call gets the
-    agent restarted by systemd instead of silently serving nothing."""
+async def watchdog(interval_s: float, problem: Callable[[], str | None] = lambda: None) -> None:
+    """WATCHDOG=1 only while the event loop turns promptly and ``problem()`` finds nothing wrong (the
+    agent can accept connections): a loop stuck in a blocking call, or an agent out of descriptors, gets
+    restarted by systemd instead of silently serving nothing."""
     while True:
         before = time.monotonic()
         await asyncio.sleep(interval_s)
         lag = time.monotonic() - before - interval_s
-        if lag < interval_s:
-            systemd.notify("WATCHDOG=1")
-        else:
+        trouble = problem()
+        if lag >= interval_s:
             log.warning("event loop lagged %.1f s; withholding the watchdog ping", lag)
+        elif trouble is not None:
+            log.warning("%s; withholding the watchdog ping", trouble)
+        else:
+            systemd.notify("WATCHDOG=1")

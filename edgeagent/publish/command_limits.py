@@ -4,8 +4,8 @@ Per camera: a ``restart`` at most every ``restart_interval_s`` (more are ignored
 coalesced (one decode in flight, one start per ``snapshot_interval_s``, any number of requests meanwhile
 fold into one more); WebRTC offers capped in size and in number being answered at once, and refused
 without an answer for a session id seen recently (its answer topic belongs to someone else's viewer).
-Topics are bounded before anything is parsed or logged. What is refused is counted and logged at most
-once a minute per kind and camera.
+What is refused is counted and logged at most once a minute per kind and camera. Topics are bounded
+before anything is parsed or logged: ``MqttPublisher`` drops longer ones in paho's thread.
 """
 
 from __future__ import annotations
@@ -113,11 +113,6 @@ class CommandLimits:
             more = f" ({unlogged} more since the last line)" if unlogged else ""
             log.warning("mqtt: %s for camera %s ignored: %s%s", kind, bounded(camera, 64), reason, more)
         return False
-
-    def allow_topic(self, topic: str) -> bool:
-        if len(topic) <= MAX_TOPIC_CHARS:
-            return True
-        return self._refuse("command", "?", f"topic of {len(topic)} characters")
 
     def allow_restart(self, camera: str) -> bool:
         if self._restarts.allow(camera):

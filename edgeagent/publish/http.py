@@ -5,12 +5,13 @@ Everything but ``/healthz`` and the page's static files needs the bearer token.
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import logging
 import os
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from edgeagent.config import ConfigError, HttpSection
+from edgeagent.publish.auth_guard import AuthGuard, Verdict, refusal
+from edgeagent.publish.http_limits import ConnectionGuard, address_key
 from edgeagent.unit import CameraUnit
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,8 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 PUBLIC_PATHS = {"/healthz", "/", "/favicon.ico"}
 PUBLIC_PREFIXES = ("/static/",)
 MAX_REQUEST_BYTES = 256 * 1024  # SDP offers are a few kB; nothing else takes a body
+BODY_TIMEOUT_S = 10.0  # a body must arrive whole within this, before a handler waits on it
+BUFFERED_BODY_BYTES = 128 * 1024  # what aiohttp buffers before it stops reading: waited for whole
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -38,7 +43,8 @@ SECURITY_HEADERS = {
 }
 
 CAMERAS_KEY: web.AppKey[dict[str, CameraUnit]] = web.AppKey("cameras")
-TOKEN_KEY = web.AppKey("token", SecretStr)
+AUTH_KEY = web.AppKey("auth", AuthGuard)
+CONNECTIONS_KEY: web.AppKey[ConnectionGuard | None] = web.AppKey("connections")
 HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("health")
 METRICS_KEY: web.AppKey[Callable[[], bytes]] = web.AppKey("metrics")
 READY_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
@@ -75,12 +81,17 @@ def load_or_create_token(section: HttpSection, state_dir: Path, configured: Secr
     return SecretStr(made)
 
 
-def _authorized(request: web.Request, token: SecretStr) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not presented:
+async def _body_arrived(request: web.Request) -> bool:
+    """Wait (bounded) until a request's body is buffered whole, so no handler waits on a slow sender."""
+    length = request.content_length
+    if not request.body_exists or (length is not None and length > BUFFERED_BODY_BYTES):
+        return True  # none, or refused by its length before it is read
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            await request.content.wait_eof()
+    except TimeoutError:
         return False
-    return hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode())
+    return True
 
 
 @web.middleware
@@ -88,15 +99,21 @@ async def _auth_and_headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     public = request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES)
-    if not public and not _authorized(request, request.app[TOKEN_KEY]):
-        response: web.StreamResponse = web.Response(
-            status=401, text="unauthorized\n", headers={"WWW-Authenticate": 'Bearer realm="edgeagent"'}
-        )
+    auth = request.app[AUTH_KEY]
+    result = None if public else auth.check(request.headers.get("Authorization"), address_key(request.remote))
+    connections = request.app[CONNECTIONS_KEY]
+    if result is not None and result.verdict != Verdict.ALLOWED:
+        # Not marked busy: a throttled guesser's connection may be closed to make room for others.
+        response: web.StreamResponse = await refusal(result)
+    elif not await _body_arrived(request):
+        response = web.Response(status=408, text="request body too slow\n")
+        response.force_close()
     else:
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:  # returned as a plain response: aiohttp deprecates returning exc
-            response = web.Response(status=exc.status, reason=exc.reason, body=exc.body, headers=exc.headers)
+        with connections.busy(request.transport) if connections is not None else nullcontext():
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:  # returned as a plain response: aiohttp deprecates returning exc
+                response = web.Response(status=exc.status, reason=exc.reason, body=exc.body, headers=exc.headers)
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
@@ -144,10 +161,13 @@ def make_app(
     health: Callable[[], dict[str, Any]],
     metrics: Callable[[], bytes],
     ready: Callable[[], bool],
+    connections: ConnectionGuard | None = None,
+    auth: AuthGuard | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[_auth_and_headers], client_max_size=MAX_REQUEST_BYTES)
     app[CAMERAS_KEY] = dict(cameras)
-    app[TOKEN_KEY] = token
+    app[AUTH_KEY] = auth or AuthGuard(token)
+    app[CONNECTIONS_KEY] = connections
     app[HEALTH_KEY] = health
     app[METRICS_KEY] = metrics
     app[READY_KEY] = ready

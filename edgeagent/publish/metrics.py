@@ -20,6 +20,17 @@ LIVE_METRICS = (
     ("transcoding", "edgeagent_live_transcoders", "Shared transcoders running", "gauge"),
 )
 
+# What strangers tried and what the guards did, as (key, metric name, help, kind); read from a mapping.
+GUARD_METRICS = (
+    ("auth_failures", "edgeagent_http_auth_failures", "Requests with a missing or wrong token", "counter"),
+    ("auth_throttled", "edgeagent_http_auth_throttled", "Requests answered 429 after repeated failures", "counter"),
+    ("connections_open", "edgeagent_http_connections", "HTTP connections open", "gauge"),
+    ("connections_refused", "edgeagent_http_connections_refused", "Connections closed unread over a cap", "counter"),
+    ("connections_evicted", "edgeagent_http_connections_evicted", "Idle connections closed to make room", "counter"),
+    ("accept_errors", "edgeagent_http_accept_errors", "accept() failures for lack of descriptors", "counter"),
+    ("free_descriptors", "edgeagent_free_file_descriptors", "File descriptors left under the limit", "gauge"),
+)
+
 
 class AgentCollector(Collector):
     """Reads the same health records as /cameras and MQTT, at every scrape."""
@@ -29,10 +40,14 @@ class AgentCollector(Collector):
         cameras: Callable[[], Mapping[str, CameraHealth]],
         live: bool = False,
         mqtt_connected: Callable[[], bool] | None = None,
+        guards: Callable[[], Mapping[str, float]] | None = None,
+        commands_refused: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self.cameras = cameras
         self.live = live
         self.mqtt_connected = mqtt_connected
+        self.guards = guards
+        self.commands_refused = commands_refused
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         labels = ["camera"]
@@ -81,6 +96,19 @@ class AgentCollector(Collector):
             mqtt = GaugeMetricFamily("edgeagent_mqtt_connected", "1 while connected to the broker")
             mqtt.add_metric([], 1.0 if self.mqtt_connected() else 0.0)
             yield mqtt
+        if self.guards is not None:
+            figures = self.guards()
+            for key, name, text, kind in GUARD_METRICS:
+                family = (GaugeMetricFamily if kind == "gauge" else CounterMetricFamily)(name, text)
+                family.add_metric([], float(figures.get(key, 0)))
+                yield family
+        if self.commands_refused is not None:
+            refused = CounterMetricFamily(
+                "edgeagent_mqtt_commands_refused", "MQTT commands ignored by a limit", labels=["command"]
+            )
+            for command, count in sorted(self.commands_refused().items()):
+                refused.add_metric([command], count)
+            yield refused
 
 
 def make_registry(collector: AgentCollector) -> CollectorRegistry:

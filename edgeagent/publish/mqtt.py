@@ -18,7 +18,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from edgeagent.config import MqttSection
-from edgeagent.publish.topics import AVAILABILITY
+from edgeagent.publish.command_limits import MAX_TOPIC_CHARS
+from edgeagent.publish.topics import AVAILABILITY, TOPIC_LOG_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ OFFLINE = b"offline"
 # broker's return.
 RECONNECT_MAX_S = 2
 MAX_QUEUED_MESSAGES = 200
+# Commands waiting for the event loop, at most: a flood from the broker is dropped in paho's thread (and
+# counted), not queued on the loop without bound. Topics longer than MAX_TOPIC_CHARS are dropped unread.
+MAX_PENDING_COMMANDS = 256
 
 # handler(topic, payload): called on the event loop; a coroutine it returns runs as a task kept until done
 CommandHandler = Callable[[str, bytes], Awaitable[None] | None]
@@ -56,6 +60,10 @@ class MqttPublisher:
         self._stopping = False
         self.connects = 0
         self.last_error: str | None = None
+        # Each written by one thread only (paho's, the loop's): their difference is the backlog.
+        self._commands_queued = 0
+        self._commands_handled = 0
+        self.commands_dropped = 0
 
     # -- lifetime ---------------------------------------------------------------------------------
 
@@ -165,16 +173,23 @@ class MqttPublisher:
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
         if self._loop is None:
             return
+        topic = message.topic
+        backlog = self._commands_queued - self._commands_handled
+        if len(topic) > MAX_TOPIC_CHARS or backlog >= MAX_PENDING_COMMANDS:
+            self.commands_dropped += 1
+            return
         for topic_filter, handler in self._subscriptions.items():
-            if mqtt.topic_matches_sub(topic_filter, message.topic):
+            if mqtt.topic_matches_sub(topic_filter, topic):
                 payload = bytes(message.payload)
-                self._loop.call_soon_threadsafe(self._dispatch, handler, message.topic, payload)
+                self._commands_queued += 1
+                self._loop.call_soon_threadsafe(self._dispatch, handler, topic, payload)
 
     def _dispatch(self, handler: CommandHandler, topic: str, payload: bytes) -> None:
+        self._commands_handled += 1
         try:
             result = handler(topic, payload)
         except Exception:
-            log.exception("mqtt: handler for %s failed", topic)
+            log.exception("mqtt: handler for %s failed", topic[:TOPIC_LOG_CHARS])
             return
         if asyncio.iscoroutine(result):
             task: asyncio.Task[None] = asyncio.ensure_future(result)
