@@ -67,6 +67,7 @@ async def watchdog(interval_s: float, problem: Callable[[], str | None] = lambda
     """WATCHDOG=1 only while the event loop turns promptly and ``problem()`` finds nothing wrong (the
     agent can accept connections): a loop stuck in a blocking call, or an agent out of descriptors, gets
     restarted by systemd instead of silently serving nothing."""
+    withholding = False
     while True:
         before = time.monotonic()
         await asyncio.sleep(interval_s)
@@ -75,6 +76,11 @@ async def watchdog(interval_s: float, problem: Callable[[], str | None] = lambda
         if lag >= interval_s:
             log.warning("event loop lagged %.1f s; withholding the watchdog ping", lag)
         elif trouble is not None:
-            log.warning("%s; withholding the watchdog ping", trouble)
+            if not withholding:  # said once, not every interval
+                log.warning("%s; withholding the watchdog ping", trouble)
+            withholding = True
         else:
+            if withholding:
+                log.info("watchdog: the agent can accept connections again")
+            withholding = False
             systemd.notify("WATCHDOG=1")

@@ -219,6 +219,7 @@ def test_the_soft_descriptor_limit_is_raised_to_the_hard_one() -> None:
 
 def test_health_is_degraded_when_free_descriptors_fall_under_the_reserve() -> None:
     used = open_descriptors()
+    assert used is not None
     assert AcceptHealth(nofile=used + 100, reserve=50).problem() is None
     holding = [socket.socket() for _ in range(60)]
     try:

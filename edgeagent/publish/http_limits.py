@@ -55,11 +55,12 @@ def raise_nofile_limit(ceiling: int = NOFILE_CEILING) -> int:
     return ceiling if soft == resource.RLIM_INFINITY else soft
 
 
-def open_descriptors() -> int:
+def open_descriptors() -> int | None:
+    """Descriptors in use; None when they cannot be counted (listing them needs one: none may be left)."""
     for directory in ("/proc/self/fd", "/dev/fd"):
         with contextlib.suppress(OSError):
             return len(os.listdir(directory)) - 1  # listdir's own descriptor
-    return 0
+    return None
 
 
 def descriptor_reserve(cameras: int, max_viewers: int) -> int:
@@ -294,7 +295,11 @@ class AcceptHealth:
         self._unlogged = 0
 
     def free_descriptors(self) -> int:
-        return self.nofile - open_descriptors()
+        # The limit as it is now: an operator (or prlimit) may change it while the agent runs.
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        limit = self.nofile if soft == resource.RLIM_INFINITY else soft
+        used = open_descriptors()
+        return 0 if used is None else limit - used
 
     def problem(self) -> str | None:
         """``None`` when accepting works; else why it may not."""
