@@ -55,12 +55,12 @@ def guarded_agent(tmp_path, camera_factory, agent_factory):
     assert_no_secret_in_log(agent, agent.token, camera.password)
 
 
-@pytest.mark.parametrize("size", [30_000, 100_000])
-def test_a_huge_request_line_does_not_freeze_the_agent(guarded_agent, size: int) -> None:
+def test_a_huge_request_line_does_not_freeze_the_agent(guarded_agent) -> None:
+    """30 kB and 100 kB methods and paths (a 100 kB method froze the agent for 55 s)."""
     agent, _ = guarded_agent
     host, port = http_address(agent)
     with Probe(host, port) as probe:
-        for _ in range(3):
+        for size in (30_000, 100_000, 30_000, 100_000):
             answer = send_raw(host, port, b"G" * size + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert answer == b"" or answer.split(b" ")[1] in (b"400", b"414", b"431")
             send_raw(host, port, b"GET /" + b"a" * size + b" HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -165,23 +165,23 @@ def test_token_guessing_is_slowed_while_the_right_token_passes_at_once(guarded_a
     print(f"guesses answered: {guesses_per_s:.1f}/s, {answers.count(429)} throttled")
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        b"Bearer \xff\xfe", b"Bearer \xc3\x28TOKEN", b"Bearer \x00TOKEN", b"Bearer TOKEN\x00", b"\x00",
-        b"Bearer " + b"\x80" * 8000,
-    ],  # fmt: skip
-    ids=["non-utf8", "bad-utf8-with-token", "nul-before-token", "nul-after-token", "nul-only", "8k-non-utf8"],
-)
-def test_a_malformed_authorization_header_is_refused_without_a_trace(guarded_agent, value: bytes) -> None:
+MALFORMED_AUTHORIZATION = [
+    b"Bearer \xff\xfe", b"Bearer \xc3\x28TOKEN", b"Bearer \x00TOKEN", b"Bearer TOKEN\x00", b"\x00",
+    b"Bearer " + b"\x80" * 8000, b"Bearer TOKEN\xff",
+]  # fmt: skip
+
+
+def test_a_malformed_authorization_header_is_refused_without_a_trace(guarded_agent) -> None:
+    """Non-UTF-8 gave a 500 with a traceback; a NUL made aiohttp quote the header, token and all."""
     agent, _ = guarded_agent
     host, port = http_address(agent)
-    header = value.replace(b"TOKEN", agent.token.encode())
-    for _ in range(3):
-        answer = send_raw(host, port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: " + header + b"\r\n\r\n")
+    for value in MALFORMED_AUTHORIZATION:
+        header = value.replace(b"TOKEN", agent.token.encode())
+        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: " + header + b"\r\n\r\n"
+        answer = send_raw(host, port, request, source="127.0.0.4")
         status = answer.split(b" ")[1] if answer else b"closed"
         # 401 from the agent; a NUL is refused by aiohttp's parser before the agent sees it (400).
-        assert status in (b"401", b"400", b"431"), answer[:200]
+        assert status in (b"401", b"400", b"431"), (value[:20], answer[:200])
     assert healthz(host, port) == 200
     log = agent.log_text()
     assert "Traceback" not in log and "Internal Server Error" not in log
