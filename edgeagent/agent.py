@@ -28,7 +28,7 @@ from edgeagent.health import AgentHealthMonitor, CameraHealth, camera_health, ca
 from edgeagent.live.service import LiveService
 from edgeagent.live.signaling import handle_mqtt_offer
 from edgeagent.live.whep import add_routes as add_whep_routes
-from edgeagent.publish import http_limits, http_log_filter, metrics, topics
+from edgeagent.publish import descriptors, http_limits, http_log_filter, metrics, topics
 from edgeagent.publish.auth_guard import AuthGuard
 from edgeagent.publish.command_limits import CommandLimits, SnapshotCoalescer
 from edgeagent.publish.http import load_or_create_token, make_app, ssl_context
@@ -73,10 +73,10 @@ class Agent:
         self.monitor = AgentHealthMonitor(config.agent.state_dir)
         self.live: LiveService | None = None
         # Descriptors: the soft limit raised to the hard one; HTTP gets a share that leaves the reserve.
-        nofile = http_limits.raise_nofile_limit()
-        reserve = http_limits.descriptor_reserve(len(self.units), config.webrtc.max_viewers_total)
+        nofile = descriptors.raise_nofile_limit()
+        reserve = descriptors.descriptor_reserve(len(self.units), config.webrtc.max_viewers_total)
         self.connections = http_limits.ConnectionGuard(http_limits.ConnectionLimits.for_descriptors(nofile, reserve))
-        self.accept_health = http_limits.AcceptHealth(nofile, reserve)
+        self.accept_health = descriptors.AcceptHealth(nofile, reserve)
         self.auth: AuthGuard | None = None
         self.commands = CommandLimits(max_offers_in_flight=min(4, config.webrtc.max_viewers_total))
         self.snapshot_requests = SnapshotCoalescer(lambda camera: self._publish_snapshot(self.units[camera]))

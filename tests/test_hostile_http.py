@@ -44,6 +44,13 @@ def _online(agent, within_s: float = 20) -> None:
     raise AssertionError("the agent never became healthy\n" + agent.log_text()[-3000:])
 
 
+def _until(condition, within_s: float, failure: str) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def guarded_agent(tmp_path, camera_factory, agent_factory):
     """The agent with one camera (password-protected) and no broker, healthy."""
@@ -100,6 +107,11 @@ def test_a_thousand_idle_connections_do_not_cut_the_agent_off(tmp_path, camera_f
             time.sleep(1.0)
         probe.assert_answered_within(1.0)
         assert set(probe.statuses) == {200}  # the camera stayed online throughout
+        # A camera rebooted meanwhile gets its connection back (it could not, out of descriptors).
+        camera.stop()
+        _until(lambda: healthz(host, port) == 503, 15, "the agent never saw the camera go")
+        camera.start()
+        _until(lambda: healthz(host, port) == 200, 30, "the camera never came back")
         deadline = time.monotonic() + 5
         while sum(not closed_by_peer(s) for s in one) > per_address and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -207,6 +219,7 @@ def test_watchdog_and_healthz_tell_the_truth_when_descriptors_run_out(tmp_path: 
         return count
 
     try:
+        agent.wait_log(r"agent cabinet-17 running", timeout=30)
         assert pings(2.0) >= 3
         host, port = http_address(agent)
         assert healthz(host, port) == 200

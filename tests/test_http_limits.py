@@ -16,17 +16,14 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiohttp import web
 
-from edgeagent.publish.http_limits import (
+from edgeagent.publish.descriptors import (
     ACCEPT_OUT_OF_RESOURCES,
     AcceptHealth,
-    ConnectionGuard,
-    ConnectionLimits,
-    GuardedSite,
-    address_key,
     descriptor_reserve,
     open_descriptors,
     raise_nofile_limit,
 )
+from edgeagent.publish.http_limits import ConnectionGuard, ConnectionLimits, GuardedSite, address_key
 from tests.support import TlsFiles
 
 
@@ -220,10 +217,11 @@ def test_the_soft_descriptor_limit_is_raised_to_the_hard_one() -> None:
 def test_health_is_degraded_when_free_descriptors_fall_under_the_reserve() -> None:
     used = open_descriptors()
     assert used is not None
-    assert AcceptHealth(nofile=used + 100, reserve=50).problem() is None
+    health = AcceptHealth(nofile=1 << 20, reserve=50, limit=lambda: used + 100)
+    assert health.problem() is None
     holding = [socket.socket() for _ in range(60)]
     try:
-        problem = AcceptHealth(nofile=used + 100, reserve=50).problem()
+        problem = health.problem()
         assert problem is not None and "fewer than the 50 kept in reserve" in problem
     finally:
         for sock in holding:

@@ -1,15 +1,12 @@
 """Bounds on HTTP connections, so strangers on the cabinet network cannot use up the agent's descriptors.
 
-The process has a fixed number of file descriptors (RLIMIT_NOFILE). Cameras, the broker, viewers'
-sockets and the agent's own files need some of them whatever HTTP clients do, so HTTP gets a share well
-below the limit: a cap on connections in total and per client address. A connection over the per-address
+Cameras, the broker, viewers' sockets and the agent's own files need descriptors whatever HTTP clients
+do (``descriptors.py`` keeps a reserve for them), so HTTP gets a share well below the limit: a cap on
+connections in total and per client address. A connection over the per-address
 cap is closed at once, unread. When the total cap is reached the oldest connection with no request in
 progress (an idle or half-sent one) makes room, so an attacker holding idle connections from many
 addresses cannot keep a real client out. aiohttp's ``keepalive_timeout`` also runs from the moment a
 connection opens, so it bounds the time to a complete request head (and idleness between requests).
-
-``AcceptHealth`` says whether the agent can still accept: free descriptors above the reserve, and no
-``EMFILE`` from the accept loop lately. ``/healthz`` and the systemd watchdog use it.
 """
 
 from __future__ import annotations
@@ -19,9 +16,8 @@ import contextlib
 import ipaddress
 import logging
 import os
-import resource
+import socket
 import ssl
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,37 +30,14 @@ log = logging.getLogger(__name__)
 HEAD_TIMEOUT_S = 10.0  # a connection must deliver a complete request head within this
 TLS_HANDSHAKE_TIMEOUT_S = 10.0
 EARLY_DATA_BYTES = 64 * 1024
-NOFILE_CEILING = 65536  # raising the soft limit further gains nothing and slows code that walks all fds
 MAX_TOTAL = 256
 MAX_PER_ADDRESS = 32
-BASE_RESERVE = 128  # broker, logs, pipes, libraries, a snapshot's files: what the agent needs with no camera
-PER_CAMERA_RESERVE = 8  # RTSP TCP, RTP/RTCP over UDP, a reconnect overlapping the old socket
-PER_VIEWER_RESERVE = 8  # aioice opens UDP sockets per host address, plus TURN
-ACCEPT_ERROR_MEMORY_S = 30.0
-ACCEPT_OUT_OF_RESOURCES = "socket.accept() out of system resource"
-
-
-def raise_nofile_limit(ceiling: int = NOFILE_CEILING) -> int:
-    """Raise the soft descriptor limit to the hard one (at most ``ceiling``); return the soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = ceiling if hard == resource.RLIM_INFINITY else min(hard, ceiling)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return ceiling if soft == resource.RLIM_INFINITY else soft
-
-
-def open_descriptors() -> int | None:
-    """Descriptors in use; None when they cannot be counted (listing them needs one: none may be left)."""
-    for directory in ("/proc/self/fd", "/dev/fd"):
-        with contextlib.suppress(OSError):
-            return len(os.listdir(directory)) - 1  # listdir's own descriptor
-    return None
-
-
-def descriptor_reserve(cameras: int, max_viewers: int) -> int:
-    return BASE_RESERVE + PER_CAMERA_RESERVE * cameras + PER_VIEWER_RESERVE * max_viewers
+# The kernel's queue of connections not yet accepted is long (net.core.somaxconn caps it; it costs no
+# descriptor), so a burst does not drop a real client's SYN (resent only a second later). asyncio accepts
+# at most ACCEPT_BATCH of them per turn of the loop, each a descriptor before the guard sees it, so a
+# burst stays well inside the HTTP share of the descriptors.
+ACCEPT_QUEUE = 4096
+ACCEPT_BATCH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +236,7 @@ class GuardedSite(web.TCPSite):
 
     def __init__(self, runner: web.BaseRunner, guard: ConnectionGuard, host: str, port: int,
                  ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
-        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=128)
+        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=ACCEPT_BATCH)
         self._guard = guard
 
     async def start(self) -> None:
@@ -275,64 +248,7 @@ class GuardedSite(web.TCPSite):
             self._guard.protocol_factory(server, self._ssl_context), self._host, self._port, backlog=self._backlog
         )
         sockets = self._server.sockets
+        for listening in sockets:  # asyncio listened with ACCEPT_BATCH; the kernel's queue gets longer
+            with socket.socket(fileno=os.dup(listening.fileno())) as duplicate:
+                duplicate.listen(ACCEPT_QUEUE)
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
-
-
-class AcceptHealth:
-    """Can the agent accept? Free descriptors above the reserve, and no EMFILE from accept() lately.
-
-    ``install`` takes the loop's accept errors from asyncio's exception handler (which otherwise logs a
-    traceback for every attempt, thousands a second) and logs them once a minute with a count.
-    """
-
-    def __init__(self, nofile: int, reserve: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.nofile = nofile
-        self.reserve = reserve
-        self._clock = clock
-        self.accept_errors_total = 0
-        self._last_accept_error: float | None = None
-        self._last_logged: float | None = None
-        self._unlogged = 0
-
-    def free_descriptors(self) -> int:
-        # The limit as it is now: an operator (or prlimit) may change it while the agent runs.
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        limit = self.nofile if soft == resource.RLIM_INFINITY else soft
-        used = open_descriptors()
-        return 0 if used is None else limit - used
-
-    def problem(self) -> str | None:
-        """``None`` when accepting works; else why it may not."""
-        now = self._clock()
-        if self._last_accept_error is not None and now - self._last_accept_error < ACCEPT_ERROR_MEMORY_S:
-            return "accept() failed for lack of descriptors"
-        free = self.free_descriptors()
-        if free < self.reserve:
-            return f"{free} free file descriptors, fewer than the {self.reserve} kept in reserve"
-        return None
-
-    def accept_failed(self) -> None:
-        now = self._clock()
-        self.accept_errors_total += 1
-        self._last_accept_error = now
-        self._unlogged += 1
-        if self._last_logged is None or now - self._last_logged >= 60:
-            log.error(
-                "http: cannot accept connections: out of file descriptors (%d time(s) since the last line)",
-                self._unlogged,
-            )
-            self._last_logged = now
-            self._unlogged = 0
-
-    def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        previous = loop.get_exception_handler()
-
-        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-            if str(context.get("message", "")).startswith(ACCEPT_OUT_OF_RESOURCES):
-                self.accept_failed()
-            elif previous is not None:
-                previous(loop, context)
-            else:
-                loop.default_exception_handler(context)
-
-        loop.set_exception_handler(handler)
