@@ -4,6 +4,10 @@ Each part registers its cleanup on the agent's ``AsyncExitStack`` as it starts, 
 reverse start order and a failing cleanup is logged, not swallowed, while the others still run. The
 start order is chosen so that the reverse is the stop the operators need: the background tasks end,
 then MQTT says ``offline`` (operators see the truth at once), then cameras, HTTP, live view, executor.
+
+Cameras are the exception to "built once": each one starts in ``_start_unit`` and stops in
+``stop_unit``, at start and stop and on a configuration reload (SIGHUP, :mod:`edgeagent.reload`), so a
+camera added, removed or changed touches nothing of the others.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from aiohttp import web
 from pydantic import SecretStr
 
-from edgeagent import loops, systemd
+from edgeagent import loops, reload, systemd
 from edgeagent.camera.source import CameraSource
-from edgeagent.config import Config
+from edgeagent.config import CameraSection, Config
 from edgeagent.credentials import read_credentials
 from edgeagent.health import AgentHealthMonitor, CameraHealth, camera_health, cameras_document
 from edgeagent.live.service import LiveService
@@ -56,8 +61,9 @@ def on_stop(stack: contextlib.AsyncExitStack, what: str, cleanup: Callable[[], A
 
 
 class Agent:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_path: Path | None = None) -> None:
         self.config = config
+        self.config_path = config_path  # read again on SIGHUP
         self.credentials = read_credentials(config)
         # Keyframe decodes for snapshots: bounded, so many cameras cannot take every core at once.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
@@ -79,9 +85,12 @@ class Agent:
         self.accept_health = descriptors.AcceptHealth(nofile, reserve)
         self.auth: AuthGuard | None = None
         self.commands = CommandLimits(max_offers_in_flight=min(4, config.webrtc.max_viewers_total))
-        self.snapshot_requests = SnapshotCoalescer(lambda camera: self._publish_snapshot(self.units[camera]))
+        self.snapshot_requests = SnapshotCoalescer(self._requested_snapshot)
         self.tasks = loops.BackgroundTasks()
+        self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
+        self._health_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
 
     # -- state for publishers ---------------------------------------------------------------------
 
@@ -119,6 +128,9 @@ class Agent:
     # -- MQTT -------------------------------------------------------------------------------------
 
     def _publish_camera_state(self, source: CameraSource) -> None:
+        unit = self.units.get(source.name)
+        if unit is None or unit.camera.source is not source:  # a source stopping after a reload replaced it
+            return
         if self.bridge is not None:
             self.bridge.publish_camera(source.name, self.camera_health(source.name))
 
@@ -139,9 +151,15 @@ class Agent:
     def _on_snapshot_request(self, camera: str, payload: bytes) -> None:
         self.snapshot_requests.request(camera)
 
+    async def _requested_snapshot(self, camera: str) -> None:
+        unit = self.units.get(camera)  # a request may race the camera's removal by a reload
+        if unit is not None:
+            await self._publish_snapshot(unit)
+
     def _on_restart(self, camera: str, payload: bytes) -> None:
-        if self.commands.allow_restart(camera):
-            self.units[camera].camera.source.restart()
+        unit = self.units.get(camera)
+        if unit is not None and self.commands.allow_restart(camera):
+            unit.camera.source.restart()
 
     async def _on_offer(self, camera: str, payload: bytes) -> None:
         assert self.live is not None and self.bridge is not None
@@ -163,8 +181,7 @@ class Agent:
     # -- lifetime ---------------------------------------------------------------------------------
 
     def _start_live(self, stack: contextlib.AsyncExitStack) -> LiveService:
-        hubs = {name: unit.camera.hub for name, unit in self.units.items()}
-        live = self.live = LiveService(self.config.webrtc, dict(self.config.cameras), hubs)
+        live = self.live = LiveService(self.config.webrtc, {}, {})  # cameras join in _start_unit
         on_stop(stack, "live view", live.close)
         return live
 
@@ -214,13 +231,68 @@ class Agent:
             health.nofile, health.reserve,
         )  # fmt: skip
 
+    # -- one camera ---------------------------------------------------------------------------------
+
+    def _start_unit(self, unit: CameraUnit) -> None:
+        """Everything one camera takes part in: the state it publishes, live view, ingest, snapshots."""
+        self.units[unit.name] = unit
+        if self.live is not None:
+            self.live.add_camera(unit.name, unit.camera.section, unit.camera.hub)
+        unit.camera.source.on_state_change(self._publish_camera_state)
+        unit.camera.start()
+        interval = unit.camera.section.snapshot.interval_s
+        publish = functools.partial(self._publish_snapshot, unit)
+        task = self.tasks.spawn(loops.snapshots(interval, publish, unit.name), f"snapshots-{unit.name}")
+        self._snapshot_tasks[unit.name] = task
+
+    async def stop_unit(self, name: str) -> CameraUnit | None:
+        """The reverse of ``_start_unit``: nothing of the camera keeps running, and nobody finds it."""
+        unit = self.units.pop(name, None)
+        if unit is None:
+            return None
+        task = self._snapshot_tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self.live is not None:
+            await self.live.remove_camera(name, "camera reconfigured")
+        await unit.camera.stop(SHUTDOWN_JOIN_S)
+        return unit
+
+    def add_camera(self, name: str, section: CameraSection) -> None:
+        unit = build_unit(name, section, section.password, self.executor)
+        if self.bridge is not None:
+            self.bridge.set_camera_state(topics.CAMERA_STATUS, name, "offline")  # until its source says otherwise
+        self._start_unit(unit)
+
     def _start_cameras(self, stack: contextlib.AsyncExitStack) -> None:
-        units = list(self.units.values())
-        # One cleanup for all: cameras stop in parallel, each within SHUTDOWN_JOIN_S.
-        on_stop(stack, "cameras", lambda: asyncio.gather(*(unit.camera.stop(SHUTDOWN_JOIN_S) for unit in units)))
-        for unit in units:
-            unit.camera.source.on_state_change(self._publish_camera_state)
-            unit.camera.start()
+        # One cleanup for all: the cameras of the moment (a reload changes them) stop in parallel.
+        units = self.units
+        on_stop(stack, "cameras", lambda: asyncio.gather(*(u.camera.stop(SHUTDOWN_JOIN_S) for u in units.values())))
+        for unit in list(self.units.values()):
+            self._start_unit(unit)
+
+    # -- reload -------------------------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """SIGHUP (``systemctl reload``): read the configuration file again; several coalesce into one."""
+        self._reload.set()
+
+    async def _reloads(self) -> None:
+        while True:
+            await self._reload.wait()
+            self._reload.clear()
+            try:
+                await reload.reload(self)
+            except Exception:
+                log.exception("reload: failed; the agent goes on with what it runs")
+                systemd.notify("READY=1")
+
+    def restart_health_loop(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+        health = loops.every(self.config.agent.health_interval_s, self._publish_health, "publishing health")
+        self._health_task = self.tasks.spawn(health, "health")
 
     def _start_tasks(self, stack: contextlib.AsyncExitStack) -> None:
         def stop_background() -> Awaitable[None]:
@@ -228,12 +300,8 @@ class Agent:
             return self.tasks.cancel_all()
 
         on_stop(stack, "background tasks", stop_background)
-        for unit in self.units.values():
-            interval = unit.camera.section.snapshot.interval_s
-            publish = functools.partial(self._publish_snapshot, unit)
-            self.tasks.spawn(loops.snapshots(interval, publish, unit.name), f"snapshots-{unit.name}")
-        health = loops.every(self.config.agent.health_interval_s, self._publish_health, "publishing health")
-        self.tasks.spawn(health, "health")
+        self.restart_health_loop()
+        self.tasks.spawn(self._reloads(), "reloads")
         watchdog = systemd.watchdog_interval_s()
         if watchdog:
             self.tasks.spawn(loops.watchdog(watchdog, self.accept_health.problem), "watchdog")
@@ -257,6 +325,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         async with contextlib.AsyncExitStack() as stack:
             await self._start(stack)
             systemd.notify("READY=1")

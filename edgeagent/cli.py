@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgeagent.agent import Agent
 
     async def main() -> None:
-        agent = Agent(config)
+        agent = Agent(config, Path(args.config))
         await agent.run()
 
     try:

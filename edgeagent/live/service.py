@@ -53,6 +53,25 @@ class LiveService:
         self.refusals: Counter[int] = Counter()
         self._closed = False
 
+    # -- cameras (at start and on a configuration reload) ------------------------------------------
+
+    def add_camera(self, name: str, section: CameraSection, hub: CameraHub) -> None:
+        if name in self._feeds:
+            raise ValueError(f"camera {name} is already in the live view")
+        self._feeds[name] = CameraFeed(name, section, hub, self.webrtc)
+        self._closed_counters[name] = Counter()
+
+    async def remove_camera(self, name: str, reason: str = "camera removed") -> None:
+        """End the camera's viewers and its transcode; offers for it get 404 from now on."""
+        feed = self._feeds.pop(name, None)
+        if feed is None:
+            return
+        sessions = [session for session in self._sessions.values() if session.camera == name]
+        await asyncio.gather(*(self._close(session, reason) for session in sessions), return_exceptions=True)
+        await feed.close()
+        self._closed_counters.pop(name, None)
+        self._latest.pop(name, None)
+
     # -- offers -----------------------------------------------------------------------------------
 
     async def offer(self, camera: str, sdp: str, session_id: str | None = None) -> tuple[str, str]:

@@ -42,7 +42,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-CAMERAS_KEY: web.AppKey[dict[str, CameraUnit]] = web.AppKey("cameras")
+CAMERAS_KEY: web.AppKey[Mapping[str, CameraUnit]] = web.AppKey("cameras")
 AUTH_KEY = web.AppKey("auth", AuthGuard)
 CONNECTIONS_KEY: web.AppKey[ConnectionGuard | None] = web.AppKey("connections")
 HEALTH_KEY: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("health")
@@ -165,7 +165,7 @@ def make_app(
     auth: AuthGuard | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[_auth_and_headers], client_max_size=MAX_REQUEST_BYTES)
-    app[CAMERAS_KEY] = dict(cameras)
+    app[CAMERAS_KEY] = cameras  # the agent's own mapping: a camera added on a reload is served at once
     app[AUTH_KEY] = auth or AuthGuard(token)
     app[CONNECTIONS_KEY] = connections
     app[HEALTH_KEY] = health

@@ -32,7 +32,7 @@ class MqttBridge:
     def __init__(self, publisher: MqttPublisher, cameras: Collection[str]) -> None:
         self.publisher = publisher
         self.base = publisher.base
-        self.cameras = frozenset(cameras)
+        self.cameras = cameras  # the agent's own, live: cameras come and go on a configuration reload
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -47,6 +47,14 @@ class MqttBridge:
         """Every camera ``offline`` until its source says otherwise (before the first connect)."""
         for camera in sorted(self.cameras):
             self.set_camera_state(topics.CAMERA_STATUS, camera, "offline")
+
+    def retire_camera(self, camera: str) -> None:
+        """A camera taken out of the configuration: ``offline``, then its retained topics cleared (an
+        empty retained payload), so no dashboard keeps showing a camera that is gone."""
+        self.set_camera_state(topics.CAMERA_STATUS, camera, "offline")
+        for topic in topics.TOPICS:
+            if topic.retained and "{camera}" in topic.path:
+                self.set_camera_state(topic, camera, b"")
 
     def publish_camera(self, camera: str, health: CameraHealth) -> None:
         """Status and health of one camera (on every change of its state)."""
