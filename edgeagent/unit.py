@@ -1,7 +1,8 @@
 """A camera with the consumers the agent gives it: the parts that live and die with one camera.
 
 Add a per-camera consumer (a recorder, an event detector) here as a field, build it in ``build_unit``
-and give it a cleanup in ``Agent`` (edgeagent/agent.py) beside the camera's.
+then start it in ``Agent._start_unit`` and stop it in ``Agent.stop_unit`` (edgeagent/agent.py): the one
+place a camera starts and stops, at start, at stop and on a configuration reload.
 """
 
 from __future__ import annotations

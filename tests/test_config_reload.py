@@ -180,10 +180,13 @@ async def test_cameras_are_added_removed_and_restarted_while_an_untouched_one_an
         await asyncio.to_thread(watcher.wait_for, f"{base}/cameras/{name}/status", lambda m: m.payload == b"online", 30)
 
     viewer = PythonViewer()
+    north_viewer = PythonViewer()  # on the camera that will change: its session ends with the old camera
     try:
         answer = await asyncio.to_thread(_whep, agent, "south", await viewer.offer())
         await viewer.accept(answer)
+        await north_viewer.accept(await asyncio.to_thread(_whep, agent, "north", await north_viewer.offer()))
         await viewer.wait_frames(25, within_s=15)
+        await north_viewer.wait_frames(5, within_s=15)
         before = await _cameras(agent)
 
         # 1. add east (on camera B's stream) and give north a new snapshot width.
@@ -217,6 +220,8 @@ async def test_cameras_are_added_removed_and_restarted_while_an_untouched_one_an
         assert after["south"]["reconnects_total"] == before["south"]["reconnects_total"] == 0
         assert after["south"]["last_packet_age_s"] < 0.5
         assert after["south"]["live"]["viewers_connected"] == 1
+        assert after["north"]["live"]["viewers"] == 0
+        assert re.search(r"session \S+ for camera north closed: camera reconfigured", agent.log_text())
         assert watch.longest_gap_s < 0.5, f"the viewer saw no frame for {watch.longest_gap_s:.2f} s"
         assert _jpeg_width(await asyncio.to_thread(_get, agent, "/cameras/east/snapshot.jpg")) == 160
         print(f"\nreload add+change: applied in {applied_s:.3f} s (SIGHUP to log line {seconds:.3f} s); "
@@ -247,10 +252,18 @@ async def test_cameras_are_added_removed_and_restarted_while_an_untouched_one_an
         with pytest.raises(urllib.error.HTTPError) as gone:
             await asyncio.to_thread(_get, agent, "/cameras/east/snapshot.jpg")
         assert gone.value.code == 404
+        late = PythonViewer()
+        try:
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                await asyncio.to_thread(_whep, agent, "east", await late.offer())
+            assert refused.value.code == 404
+        finally:
+            await late.close()
         print(f"reload remove: applied in {line.split('applied in ')[1].split(' s')[0]} s; "
               f"longest viewer gap {watch.longest_gap_s * 1000:.0f} ms")
     finally:
         await viewer.close()
+        await north_viewer.close()
     assert "Traceback" not in agent.log_text()
 
 
