@@ -5,16 +5,15 @@ reverse start order and a failing cleanup is logged, not swallowed, while the ot
 start order is chosen so that the reverse is the stop the operators need: the background tasks end,
 then MQTT says ``offline`` (operators see the truth at once), then cameras, HTTP, live view, executor.
 
-Cameras are the exception to "built once": each one starts in ``_start_unit`` and stops in
-``stop_unit``, at start and stop and on a configuration reload (SIGHUP, :mod:`edgeagent.reload`), so a
-camera added, removed or changed touches nothing of the others.
+Cameras are the exception to "built once": each one starts and stops through
+:class:`edgeagent.camera_units.CameraUnits`, at start and stop and on a configuration reload (SIGHUP,
+:mod:`edgeagent.reload`), so a camera added, removed or changed touches nothing of the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import signal
 import time
@@ -27,7 +26,8 @@ from pydantic import SecretStr
 
 from edgeagent import loops, reload, systemd
 from edgeagent.camera.source import CameraSource
-from edgeagent.config import CameraSection, Config
+from edgeagent.camera_units import CameraUnits
+from edgeagent.config import Config
 from edgeagent.credentials import read_credentials
 from edgeagent.health import AgentHealthMonitor, CameraHealth, camera_health, cameras_document
 from edgeagent.live.service import LiveService
@@ -67,10 +67,11 @@ class Agent:
         self.credentials = read_credentials(config)
         # Keyframe decodes for snapshots: bounded, so many cameras cannot take every core at once.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
-        self.units: dict[str, CameraUnit] = {
-            name: build_unit(name, section, self.credentials.camera_passwords[name], self.executor)
-            for name, section in config.cameras.items()
-        }
+        self.tasks = loops.BackgroundTasks()
+        self.cameras = CameraUnits(self.tasks, self._publish_camera_state, self._publish_snapshot)
+        self.units = self.cameras.units  # the cameras of the moment: started in _start_cameras
+        for name, section in config.cameras.items():
+            self.units[name] = build_unit(name, section, self.credentials.camera_passwords[name], self.executor)
         self.mqtt: MqttPublisher | None = None
         self.bridge: MqttBridge | None = None
         if config.mqtt is not None:
@@ -86,8 +87,6 @@ class Agent:
         self.auth: AuthGuard | None = None
         self.commands = CommandLimits(max_offers_in_flight=min(4, config.webrtc.max_viewers_total))
         self.snapshot_requests = SnapshotCoalescer(self._requested_snapshot)
-        self.tasks = loops.BackgroundTasks()
-        self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
         self._health_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
@@ -181,7 +180,7 @@ class Agent:
     # -- lifetime ---------------------------------------------------------------------------------
 
     def _start_live(self, stack: contextlib.AsyncExitStack) -> LiveService:
-        live = self.live = LiveService(self.config.webrtc, {}, {})  # cameras join in _start_unit
+        live = self.live = self.cameras.live = LiveService(self.config.webrtc, {}, {})  # cameras join as they start
         on_stop(stack, "live view", live.close)
         return live
 
@@ -231,62 +230,14 @@ class Agent:
             health.nofile, health.reserve,
         )  # fmt: skip
 
-    # -- one camera ---------------------------------------------------------------------------------
-
-    def _start_unit(self, unit: CameraUnit) -> None:
-        """Everything one camera takes part in: the state it publishes, live view, ingest, snapshots."""
-        self.units[unit.name] = unit
-        if self.live is not None:
-            self.live.add_camera(unit.name, unit.camera.section, unit.camera.hub)
-        unit.camera.source.on_state_change(self._publish_camera_state)
-        unit.camera.start()
-        interval = unit.camera.section.snapshot.interval_s
-        publish = functools.partial(self._publish_snapshot, unit)
-        task = self.tasks.spawn(loops.snapshots(interval, publish, unit.name), f"snapshots-{unit.name}")
-        self._snapshot_tasks[unit.name] = task
-
-    async def stop_unit(self, name: str) -> CameraUnit | None:
-        """The reverse of ``_start_unit``: nothing of the camera keeps running, and nobody finds it."""
-        unit = self.units.pop(name, None)
-        if unit is None:
-            return None
-        task = self._snapshot_tasks.pop(name, None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        if self.live is not None:
-            await self.live.remove_camera(name, "camera reconfigured")
-        await unit.camera.stop(SHUTDOWN_JOIN_S)
-        return unit
-
-    def add_camera(self, name: str, section: CameraSection) -> None:
-        unit = build_unit(name, section, section.password, self.executor)
-        if self.bridge is not None:
-            self.bridge.set_camera_state(topics.CAMERA_STATUS, name, "offline")  # until its source says otherwise
-        self._start_unit(unit)
-
     def _start_cameras(self, stack: contextlib.AsyncExitStack) -> None:
-        # One cleanup for all: the cameras of the moment (a reload changes them) stop in parallel.
-        units = self.units
-        on_stop(stack, "cameras", lambda: asyncio.gather(*(u.camera.stop(SHUTDOWN_JOIN_S) for u in units.values())))
+        on_stop(stack, "cameras", lambda: self.cameras.stop_all(SHUTDOWN_JOIN_S))
         for unit in list(self.units.values()):
-            self._start_unit(unit)
-
-    # -- reload -------------------------------------------------------------------------------------
+            self.cameras.start(unit)
 
     def request_reload(self) -> None:
         """SIGHUP (``systemctl reload``): read the configuration file again; several coalesce into one."""
         self._reload.set()
-
-    async def _reloads(self) -> None:
-        while True:
-            await self._reload.wait()
-            self._reload.clear()
-            try:
-                await reload.reload(self)
-            except Exception:
-                log.exception("reload: failed; the agent goes on with what it runs")
-                systemd.notify("READY=1")
 
     def restart_health_loop(self) -> None:
         if self._health_task is not None:
@@ -301,7 +252,7 @@ class Agent:
 
         on_stop(stack, "background tasks", stop_background)
         self.restart_health_loop()
-        self.tasks.spawn(self._reloads(), "reloads")
+        self.tasks.spawn(reload.serve(self, self._reload), "reloads")
         watchdog = systemd.watchdog_interval_s()
         if watchdog:
             self.tasks.spawn(loops.watchdog(watchdog, self.accept_health.problem), "watchdog")

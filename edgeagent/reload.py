@@ -16,18 +16,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeagent import logs, systemd
-from edgeagent.config import ConfigError
+from edgeagent.config import CameraSection, ConfigError
 from edgeagent.config_diff import compare, running_config
 from edgeagent.configfile import CheckedConfig, check_config
+from edgeagent.publish import topics
+from edgeagent.unit import build_unit
 
 if TYPE_CHECKING:
     from edgeagent.agent import Agent
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_JOIN_S = 2.0  # as the agent's stop: a camera's ingest thread is given this long to end
+
 
 def _monotonic_usec() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+async def serve(agent: Agent, wanted: asyncio.Event) -> None:
+    """Every time ``wanted`` is set (SIGHUP), one reload; signals during a reload make one more after it."""
+    while True:
+        await wanted.wait()
+        wanted.clear()
+        try:
+            await reload(agent)
+        except Exception:
+            log.exception("reload: failed; the agent runs on with what it had")
 
 
 async def reload(agent: Agent) -> bool:
@@ -57,6 +72,13 @@ async def _read(path: Path) -> CheckedConfig | None:
     return None
 
 
+def _add_camera(agent: Agent, name: str, section: CameraSection) -> None:
+    unit = build_unit(name, section, section.password, agent.executor)
+    if agent.bridge is not None:
+        agent.bridge.set_camera_state(topics.CAMERA_STATUS, name, "offline")  # until its source says otherwise
+    agent.cameras.start(unit)
+
+
 async def _reload(agent: Agent, path: Path) -> bool:
     started = time.monotonic()
     log.info("reload: reading %s", path)
@@ -70,7 +92,8 @@ async def _reload(agent: Agent, path: Path) -> bool:
         log.warning("reload: %s", line)
 
     stopping = changes.removed + changes.changed
-    results = await asyncio.gather(*(agent.stop_unit(name) for name in stopping), return_exceptions=True)
+    stops = (agent.cameras.stop(name, SHUTDOWN_JOIN_S) for name in stopping)
+    results = await asyncio.gather(*stops, return_exceptions=True)
     for name, result in zip(stopping, results, strict=True):
         if isinstance(result, BaseException):
             log.error("reload: stopping camera %s failed", name, exc_info=result)
@@ -81,7 +104,7 @@ async def _reload(agent: Agent, path: Path) -> bool:
     agent.config = running_config(old, checked.config, changes)
     for name, section in agent.config.cameras.items():
         if name in changes.added or name in changes.changed:
-            agent.add_camera(name, section)
+            _add_camera(agent, name, section)
     if old.agent.health_interval_s != agent.config.agent.health_interval_s:
         agent.restart_health_loop()
     if old.agent.log_level != agent.config.agent.log_level:

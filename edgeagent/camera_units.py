@@ -1,0 +1,64 @@
+"""The agent's cameras of the moment, and the one place where each one starts and stops.
+
+At start every configured camera goes through ``start``, at stop through ``stop_all``, and a
+configuration reload (:mod:`edgeagent.reload`) stops and starts single cameras through the same two
+doors, so a camera added, removed or changed touches nothing of the others. ``units`` is the very dict
+that HTTP, MQTT and the health records read: a camera is known everywhere from the moment it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+
+from edgeagent import loops
+from edgeagent.camera.source import CameraSource
+from edgeagent.live.service import LiveService
+from edgeagent.unit import CameraUnit
+
+
+class CameraUnits:
+    def __init__(
+        self,
+        tasks: loops.BackgroundTasks,
+        on_state_change: Callable[[CameraSource], None],
+        publish_snapshot: Callable[[CameraUnit], Awaitable[bool]],
+    ) -> None:
+        self.units: dict[str, CameraUnit] = {}
+        self.live: LiveService | None = None  # set once the live view runs
+        self._tasks = tasks
+        self._on_state_change = on_state_change
+        self._publish_snapshot = publish_snapshot
+        self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, unit: CameraUnit) -> None:
+        """Everything one camera takes part in: the state it publishes, live view, ingest, snapshots."""
+        self.units[unit.name] = unit
+        if self.live is not None:
+            self.live.add_camera(unit.name, unit.camera.section, unit.camera.hub)
+        unit.camera.source.on_state_change(self._on_state_change)
+        unit.camera.start()
+        interval = unit.camera.section.snapshot.interval_s
+        publish = functools.partial(self._publish_snapshot, unit)
+        task = self._tasks.spawn(loops.snapshots(interval, publish, unit.name), f"snapshots-{unit.name}")
+        self._snapshot_tasks[unit.name] = task
+
+    async def stop(self, name: str, join_s: float, reason: str = "camera reconfigured") -> CameraUnit | None:
+        """The reverse of ``start``: nothing of the camera keeps running, and nobody finds it any more
+        (its viewers are closed with ``reason``)."""
+        unit = self.units.pop(name, None)
+        if unit is None:
+            return None
+        task = self._snapshot_tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self.live is not None:
+            await self.live.remove_camera(name, reason)
+        await unit.camera.stop(join_s)
+        return unit
+
+    async def stop_all(self, join_s: float) -> None:
+        """Agent stop: the cameras' connections close in parallel (tasks and viewers end on their own)."""
+        await asyncio.gather(*(unit.camera.stop(join_s) for unit in self.units.values()))
