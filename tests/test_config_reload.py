@@ -327,3 +327,41 @@ def test_systemd_hears_reloading_then_ready_and_the_unit_reloads_with_sighup(tmp
     finally:
         agent.close()
         receiver.close()
+
+
+async def test_an_untouched_camera_keeps_its_very_objects_and_a_changed_one_gets_new_ones(tmp_path: Path) -> None:
+    """In process, so object identity can be seen: the cameras point at a closed port (they retry)."""
+    from edgeagent import reload
+    from edgeagent.agent import Agent
+    from edgeagent.config import load_config
+
+    config = base_config(tmp_path, None, {
+        "north": {"url": "rtsp://127.0.0.1:9/a"}, "south": {"url": "rtsp://127.0.0.1:9/b"},
+    })
+    path = tmp_path / "edgeagent.yaml"
+    path.write_text(json.dumps(config))
+    agent = Agent(load_config(path), path)
+    async with contextlib.AsyncExitStack() as stack:
+        await agent._start(stack)
+        assert agent.live is not None
+        south, north = agent.units["south"], agent.units["north"]
+        health_task = agent._health_task
+        changed = copy.deepcopy(config)
+        changed["cameras"]["north"]["transport"] = "udp"
+        changed["cameras"]["west"] = {"url": "rtsp://127.0.0.1:9/c"}
+        changed["agent"]["health_interval_s"] = 5
+        path.write_text(json.dumps(changed))
+        assert await reload.reload(agent)
+        assert agent.units["south"] is south and agent.config.cameras["south"] is south.camera.section
+        assert agent.units["north"] is not north and agent.units["north"].camera.section.transport == "udp"
+        assert set(agent.units) == {"north", "south", "west"}
+        assert set(agent.live._feeds) == {"north", "south", "west"}
+        assert agent.live._feeds["south"].hub is south.camera.hub
+        assert agent._health_task is not health_task and agent.config.agent.health_interval_s == 5
+        assert north.camera.source._stopping.is_set() and not south.camera.source._stopping.is_set()
+        del changed["cameras"]["west"]
+        path.write_text(json.dumps(changed))
+        assert await reload.reload(agent)
+        assert set(agent.units) == {"north", "south"} and set(agent.live._feeds) == {"north", "south"}
+        assert set(agent.cameras._snapshot_tasks) == {"north", "south"}
+        agent.request_stop()
