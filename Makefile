@@ -1,22 +1,28 @@
-# make setup  - install system packages (Debian 12) and the project's .venv, only what is missing
-# make test   - setup, ruff, then the whole test suite (PYTEST_ARGS to narrow it, e.g. PYTEST_ARGS=tests/test_hub.py)
-# make demo   - setup, then a simulated camera, a local broker and the agent (scripts/demo.sh)
-# make bench  - setup, then the benchmarks (python -m benchmarks)
+# make setup     - install system packages (Debian 12) and the project's .venv, only what is missing
+# make test      - setup, lint, then the whole test suite (PYTEST_ARGS to narrow it, e.g. PYTEST_ARGS=tests/test_hub.py)
+# make test-fast - the tests that start no process (marker "not real"): seconds, no lint, no setup
+# make lint      - ruff over the repository, mypy over edgeagent/
+# make demo      - setup, then a simulated camera, a local broker and the agent (scripts/demo.sh)
+# make bench     - setup, then the benchmarks (python -m benchmarks)
 
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= tests
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test test-fast lint demo bench clean
 
 setup:
 	@scripts/setup.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(PY) -m mypy edgeagent
 
 test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast:
+	$(PY) -m pytest -q -p no:cacheprovider -m "not real" $(PYTEST_ARGS)
 
 demo: setup
 	scripts/demo.sh

@@ -1,10 +1,17 @@
 """Fixtures with real parts: a GStreamer RTSP camera, a mosquitto broker, an MQTT watcher, the agent process.
 
 Every fixture cleans up what it started, even when the test fails. See tests/support/ for the helpers.
+
+Two kinds of test, told apart by the ``real`` marker, which nobody writes by hand: a test whose code or
+fixtures start a process (tests/support/classify.py says how that is read) gets it at collection. Every
+other test is refused a process while it runs, so a fast run (``make test-fast``, ``-m "not real"``)
+never waits on one. Async tests run under blockbuster, which fails a test whose product code blocks the
+event loop.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +32,52 @@ from tests.support import (  # noqa: E402
     make_tls_files,
 )
 from tests.support import agent as _agent  # noqa: E402
+from tests.support.browser import chromium  # noqa: E402
+from tests.support.classify import starts_processes  # noqa: E402
+from tests.support.process import ManagedProcess  # noqa: E402
+
+# What starts a process, besides the subprocess module itself (see tests/support/classify.py).
+PROCESS_STARTERS: tuple[Any, ...] = (Camera, Broker, AgentProcess, ManagedProcess, chromium, make_tls_files)
+
+
+def _is_real(item: pytest.Item) -> bool:
+    function = getattr(item, "function", None)
+    if function is not None and starts_processes(function, PROCESS_STARTERS):
+        return True
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    for name, definitions in getattr(fixture_info, "name2fixturedefs", {}).items():
+        # The project's fixtures only (pytest's own do not start processes), and not the guard below.
+        ours = [d.func for d in definitions if _is_ours(d.func) and name != "forbid_processes"]
+        if any(starts_processes(func, PROCESS_STARTERS) for func in ours):
+            return True
+    return False
+
+
+def _is_ours(func: Any) -> bool:
+    module = getattr(func, "__module__", "") or ""
+    return module == "conftest" or module.startswith(("tests", "test_"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("real") is None and _is_real(item):
+            item.add_marker(pytest.mark.real)
+
+
+@pytest.fixture(autouse=True)
+def forbid_processes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test without the ``real`` marker may not start a process: the fast set stays fast, and a test
+    the classification missed fails here (mark it ``@pytest.mark.real``) instead of slowing that set."""
+    if request.node.get_closest_marker("real") is not None:
+        return
+    name = request.node.nodeid
+
+    def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        raise AssertionError(
+            f"{name} started a process ({args!r}) but is not marked real: see tests/support/classify.py"
+        )
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
 
 
 @pytest.fixture(scope="session")

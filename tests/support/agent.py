@@ -9,7 +9,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import yaml
 from tests.support.broker import Broker
 from tests.support.camera import ROOT, Camera
 from tests.support.net import free_port
+from tests.support.process import ManagedProcess
 
 
 def write_secret(path: Path, value: str) -> Path:
@@ -168,11 +168,8 @@ class AgentProcess:
         self.log_path = self.workdir / f"{name}.log"
         self.env_extra = dict(env or {})
         self.extra_args = list(args or [])
-        self.proc: subprocess.Popen[bytes] | None = None
         self.started_at: float | None = None
-        self._cond = threading.Condition()
-        self._lines: list[str] = []
-        self._pump: threading.Thread | None = None
+        self.process = ManagedProcess(self.command(), name=f"agent {name}", log_path=self.log_path, cwd=ROOT)
         self.write_config()
 
     def write_config(self, config: dict[str, Any] | None = None) -> Path:
@@ -209,19 +206,23 @@ class AgentProcess:
         return [sys.executable, "-m", "edgeagent", "run", "-c", str(self.config_path), *self.extra_args]
 
     @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.proc
+
+    @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process.running
 
     def alive(self) -> bool:
         return self.running
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
+        return self.process.pid
 
     @property
     def returncode(self) -> int | None:
-        return self.proc.poll() if self.proc is not None else None
+        return self.process.returncode
 
     def start(self) -> AgentProcess:
         if self.running:
@@ -229,39 +230,10 @@ class AgentProcess:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.update(self.env_extra)
-        self.proc = subprocess.Popen(
-            self.command(),
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        self.process.argv = self.command()
+        self.process.start(env)
         self.started_at = time.monotonic()
-        self._pump = threading.Thread(target=self._pump_output, args=(self.proc,), daemon=True)
-        self._pump.start()
         return self
-
-    def _pump_output(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        with open(self.log_path, "ab") as log:
-            for raw in proc.stdout:
-                log.write(raw)
-                log.flush()
-                with self._cond:
-                    self._lines.append(raw.decode(errors="replace"))
-                    self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def _signal(self, sig: int) -> None:
-        if self.running:
-            assert self.proc is not None
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def terminate(self, timeout: float = 10.0) -> tuple[int | None, float]:
         """SIGTERM, wait up to ``timeout``; returns (exit code or None if it did not exit, seconds taken).
@@ -269,83 +241,38 @@ class AgentProcess:
         if self.proc is None:
             return None, 0.0
         t0 = time.monotonic()
-        self._signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None, time.monotonic() - t0
-        elapsed = time.monotonic() - t0
-        self._join_pump()
-        return self.proc.returncode, elapsed
+        rc = self.process.terminate(timeout)
+        return rc, time.monotonic() - t0
 
     def kill(self) -> int | None:
         """SIGKILL (crash / power loss)."""
-        if self.proc is None:
-            return None
-        self._signal(signal.SIGCONT)
-        self._signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self._join_pump()
-        return self.proc.returncode
+        self.process.signal(signal.SIGCONT)
+        return self.process.kill()
 
     def freeze(self) -> None:
-        self._signal(signal.SIGSTOP)
+        self.process.signal(signal.SIGSTOP)
 
     def thaw(self) -> None:
-        self._signal(signal.SIGCONT)
+        self.process.signal(signal.SIGCONT)
 
     def wait(self, timeout: float = 10.0) -> int:
         """Wait for the agent to exit on its own; returns its exit code."""
-        assert self.proc is not None
-        rc = self.proc.wait(timeout)
-        self._join_pump()
-        return rc
-
-    def _join_pump(self) -> None:
-        if self._pump is not None:
-            self._pump.join(5)
+        return self.process.wait(timeout)
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill()
-        self._join_pump()
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
+        self.process.close()
 
     # ------------------------------------------------------------------ output
     def log_text(self) -> str:
-        with self._cond:
-            return "".join(self._lines)
+        return self.process.output()
 
     def log_mark(self) -> int:
-        with self._cond:
-            return len(self._lines)
+        return self.process.mark()
 
     def wait_log(self, pattern: str | re.Pattern[str], timeout: float = 10.0, after: int = 0) -> str:
-        """Wait for an output line (from line number ``after`` on) matching the regex ``pattern``."""
-        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            seen = after
-            while True:
-                for line in self._lines[seen:]:
-                    if rx.search(line):
-                        return line
-                seen = len(self._lines)
-                if self.proc is not None and self.proc.poll() is not None and (
-                    self._pump is None or not self._pump.is_alive()
-                ):
-                    raise RuntimeError(
-                        f"agent exited ({self.proc.returncode}) without logging {rx.pattern!r}\n"
-                        + "".join(self._lines)[-4000:]
-                    )
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"{rx.pattern!r} not in the agent output after {timeout} s\n"
-                        + "".join(self._lines)[-4000:]
-                    )
-                self._cond.wait(remaining)
+        """Wait for an output line (from line number ``after`` on) matching the regex ``pattern``;
+        RuntimeError as soon as the agent exited without printing it."""
+        return self.process.wait_line(pattern, timeout, after)
 
     wait_for_log = wait_log
 

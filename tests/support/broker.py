@@ -9,11 +9,10 @@ import secrets
 import shutil
 import signal
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 from tests.support.net import free_port, wait_for_port
+from tests.support.process import ManagedProcess
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -101,10 +100,9 @@ class Broker:
         self.config_file = self.dir / "mosquitto.conf"
         self.log_path = self.dir / "mosquitto.log"
         self.ready_timeout = ready_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._pump: threading.Thread | None = None
-        self._log_cond = threading.Condition()
-        self._log_lines: list[str] = []  # every line since the first start
+        self.process = ManagedProcess(
+            [MOSQUITTO, "-c", str(self.config_file)], name="mosquitto", log_path=self.log_path, pump="stderr"
+        )
         self._write_files()
 
     @property
@@ -153,71 +151,33 @@ class Broker:
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process.running
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.proc
 
     def start(self) -> Broker:
         if self.running:
             raise RuntimeError("broker already running")
-        ready = threading.Event()
-        self.proc = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.config_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        self._pump = threading.Thread(
-            target=self._pump_log, args=(self.proc, ready), name="mosquitto-log", daemon=True
-        )
-        self._pump.start()
+        mark = self.process.mark()
+        self.process.start()
         # mosquitto logs "... running" once every listener is open (or exits on a bind error).
-        if not ready.wait(self.ready_timeout) or not self.running:
+        try:
+            self.process.wait_line(lambda line: " running" in line, self.ready_timeout, after=mark)
+        except (TimeoutError, RuntimeError):
             self.kill()
-            raise RuntimeError(f"mosquitto did not start\n--- log ---\n{self.log_text()[-3000:]}")
+            raise RuntimeError(f"mosquitto did not start\n--- log ---\n{self.log_text()[-3000:]}") from None
         for port in (self.port, self.tls_port, self.mtls_port):
             wait_for_port(self.host, port, timeout=self.ready_timeout, alive=lambda: self.running)
         return self
 
-    def _pump_log(self, proc: subprocess.Popen[bytes], ready: threading.Event) -> None:
-        assert proc.stderr is not None
-        with open(self.log_path, "ab") as log:
-            for line in proc.stderr:
-                log.write(line)
-                log.flush()
-                with self._log_cond:
-                    self._log_lines.append(line.decode(errors="replace"))
-                    self._log_cond.notify_all()
-                if b" running" in line:
-                    ready.set()
-        ready.set()  # EOF: the process exited
-        with self._log_cond:
-            self._log_cond.notify_all()
-
-    def _end(self, sig: int, timeout: float) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        if self._pump is not None:
-            self._pump.join(5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return self.proc.returncode
-
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM and wait: clients lose their connection (no will is sent for them on a broker stop)."""
-        return self._end(signal.SIGTERM, timeout)
+        return self.process.stop(timeout)
 
     def kill(self) -> int | None:
-        return self._end(signal.SIGKILL, 10.0)
+        return self.process.kill()
 
     def restart(self) -> Broker:
         self.stop()
@@ -225,35 +185,25 @@ class Broker:
 
     def reload(self) -> None:
         """SIGHUP: mosquitto re-reads the password file."""
-        if self.running:
-            assert self.proc is not None
-            os.kill(self.proc.pid, signal.SIGHUP)
+        self.process.signal(signal.SIGHUP)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def log_mark(self) -> int:
         """A position in the log, for ``wait_log(..., after=mark)``."""
-        with self._log_cond:
-            return len(self._log_lines)
+        return self.process.mark()
 
     def wait_log(self, needle: str, timeout: float = 10.0, after: int = 0) -> str:
         """Wait for a log line (from line number ``after`` on) that contains ``needle``; return it.
 
-        E.g. ``broker.wait_log("New client connected")`` or ``"Client edge-1 disconnected"``.
+        E.g. ``broker.wait_log("New client connected")`` or ``"Client edge-1 disconnected"``. The lines of
+        every start count, so a test may wait across a broker restart.
         """
-        deadline = time.monotonic() + timeout
-        with self._log_cond:
-            seen = after
-            while True:
-                for line in self._log_lines[seen:]:
-                    if needle in line:
-                        return line
-                seen = len(self._log_lines)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{needle!r} not in the mosquitto log after {timeout} s")
-                self._log_cond.wait(remaining)
+        try:
+            return self.process.wait_line(lambda line: needle in line, timeout, after, until_exit=False)
+        except TimeoutError:
+            raise TimeoutError(f"{needle!r} not in the mosquitto log after {timeout} s") from None
 
     def __repr__(self) -> str:
         return f"<Broker {self.host} plain={self.port} tls={self.tls_port} mtls={self.mtls_port}>"
