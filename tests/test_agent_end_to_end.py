@@ -10,10 +10,13 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+
+from tests.support.wait import wait_until
 
 FPS = 25
 STALL_S = 3
@@ -165,13 +168,12 @@ def test_http_needs_the_token_and_serves_snapshots(tmp_path, broker, camera, age
     url = agent.http_url
     token = agent.http_token
 
-    deadline = time.monotonic() + 20
-    while True:  # the snapshot exists once the first keyframe arrived
+    def snapshot() -> Any:  # the snapshot exists once the first keyframe arrived
         response = http_get(f"{url}/cameras/north/snapshot.jpg", {"Authorization": f"Bearer {token}"})
-        if response.status_code == 200 or time.monotonic() > deadline:
-            break
-        assert response.status_code == 503
-        time.sleep(0.2)
+        assert response.status_code in (200, 503)
+        return response if response.status_code == 200 else None
+
+    response = wait_until(snapshot, 20, "the first snapshot", interval=0.2)
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/jpeg"
     assert_is_test_pattern(decode_jpeg(response.content))
 

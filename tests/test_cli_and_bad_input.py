@@ -6,15 +6,14 @@ import http.client
 import os
 import subprocess
 import sys
-from fractions import Fraction
 
 import pytest
 
 from edgeagent import __version__
 from edgeagent.camera.hub import CameraHub
-from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.config import SnapshotSection
 from edgeagent.media.snapshot import Snapshotter
+from tests.support.packets import packet
 
 
 def edgeagent(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -56,8 +55,6 @@ def test_probe_refuses_a_password_in_the_url() -> None:
     assert result.returncode == 2 and "password" in result.stderr and "secret" not in result.stderr
 
 
-STREAM = StreamInfo("h264", 640, 360, Fraction(1, 90000), None, 1)
-
 
 @pytest.mark.parametrize(
     "data",
@@ -71,7 +68,7 @@ STREAM = StreamInfo("h264", 640, 360, Fraction(1, 90000), None, 1)
 )
 async def test_corrupt_keyframe_gives_no_snapshot_and_no_crash(data: bytes) -> None:
     hub = CameraHub("north")
-    hub.publish(Packet(data, 0, 0, True, STREAM, 1.0))
+    hub.publish(packet(keyframe=True, data=data, arrival=1.0))
     snapshotter = Snapshotter("north", SnapshotSection(), [], hub)
     assert await snapshotter.snapshot() is None
     assert snapshotter.failures == 1 and snapshotter.last_error

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from fractions import Fraction
 
 from edgeagent.camera.hub import CameraHub
-from edgeagent.camera.packet import Packet, StreamInfo
-
-STREAM = StreamInfo("h264", 640, 360, Fraction(1, 90000), None, 1)
-
-
-def packet(index: int, keyframe: bool = False, stream: StreamInfo = STREAM, size: int = 100) -> Packet:
-    return Packet(bytes(size), index * 3600, index * 3600, keyframe, stream, arrival=1000 + index / 25)
+from edgeagent.camera.packet import StreamInfo
+from tests.support.packets import STREAM, packet, stream_info
 
 
 def feed(hub: CameraHub, count: int, gop: int = 25, start: int = 0) -> None:
@@ -69,7 +63,7 @@ async def test_new_stream_resets_the_gop_and_notifies() -> None:
     seen: list[StreamInfo | None] = []
     hub.on_stream_change(seen.append)
     feed(hub, 30)
-    reconnected = StreamInfo("h264", 1280, 720, Fraction(1, 90000), None, 2)
+    reconnected = stream_info("h264", 1280, 720, generation=2)
     hub.publish(packet(0, keyframe=True, stream=reconnected))
     assert seen == [STREAM, reconnected]
     assert len(hub.current_gop()) == 1
@@ -93,7 +87,7 @@ def test_rates_come_from_media_time_not_arrival_bursts() -> None:
     hub = CameraHub("north")
     for index in range(50):
         # all packets arrive at once (a demuxer's probe burst), yet they span 2 s of media
-        hub.publish(Packet(bytes(1000), index * 3600, None, index % 25 == 0, STREAM, arrival=5.0))
+        hub.publish(packet(index, index % 25 == 0, size=1000, dts=None, arrival=5.0))
     assert abs(hub.fps() - 25.0) < 0.01
     assert abs(hub.bitrate_kbps() - 200.0) < 1.0  # 1000 bytes x 25 / s
     assert hub.gop_seconds() == 1.0

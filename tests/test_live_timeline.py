@@ -6,14 +6,15 @@ from fractions import Fraction
 
 from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.live.timeline import CATCH_UP_STEP, CLOCK_RATE, RtpTimeline
+from tests.support import packets
 
 
 def stream(generation: int, time_base: Fraction = Fraction(1, 90000)) -> StreamInfo:
-    return StreamInfo(codec="h264", width=640, height=360, time_base=time_base, extradata=None, generation=generation)
+    return packets.stream_info(generation=generation, time_base=time_base)
 
 
 def packet(info: StreamInfo, pts: int | None, keyframe: bool = False) -> Packet:
-    return Packet(data=b"\x00\x00\x01\x65", pts=pts, dts=pts, keyframe=keyframe, stream=info, arrival=0.0)
+    return packets.packet(keyframe=keyframe, stream=info, data=packets.H264_IDR, pts=pts, arrival=0.0)
 
 
 def test_keeps_the_cameras_spacing_within_a_stream() -> None:

@@ -9,11 +9,12 @@ the video element's own counters) and the picture itself, drawn onto a canvas.
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+from tests.support.wait import wait_until  # noqa: F401 - the live-view tests import it from here
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -33,9 +34,6 @@ CHROMIUM_FLAGS = (
     "--autoplay-policy=no-user-gesture-required",
     "--window-size=1280,900",
 )
-
-T = TypeVar("T")
-
 
 def browser_available() -> bool:
     return Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists() and shutil.which("chromium") is not None
@@ -59,19 +57,6 @@ def chromium(profile_dir: Path) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
-
-
-def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
-    """Poll ``probe`` until it returns something truthy; AssertionError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
 
 
 # -- a bare WHEP viewer, injected into any page of the agent ----------------------------------------

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 import socket
 import threading
-import time
+from collections.abc import Callable
+
+from tests.support.wait import wait_until
 
 # Below Linux's ephemeral range (32768-60999), so a port handed out here is never taken meanwhile by the
 # source port of some outgoing connection.
@@ -36,21 +38,24 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port found")
 
 
-def wait_for_port(host: str, port: int, timeout: float = 10.0, alive=None) -> None:
+def wait_for_port(host: str, port: int, timeout: float = 10.0, alive: Callable[[], bool] | None = None) -> None:
     """Wait until something accepts TCP connections on host:port.
 
-    Each refused attempt is followed by a short pause: there is no event for "a foreign process now listens".
-    ``alive`` (a callable) lets the caller stop early when the server process died.
+    Polled: there is no event for "a foreign process now listens". ``alive`` (a callable) lets the caller
+    stop early when the server process died.
     """
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def accepting() -> bool:
         try:
             with socket.create_connection((host, port), timeout=1.0):
-                return
+                return True
         except OSError:
             pass
         if alive is not None and not alive():
             raise RuntimeError(f"server for {host}:{port} exited before listening")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
-        time.sleep(0.02)
+        return False
+
+    try:
+        wait_until(accepting, timeout, f"a listener on {host}:{port}", interval=0.02)
+    except AssertionError:
+        raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s") from None
