@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import cameras, decode, export, gil, latency, memory, picture, report, viewers
-from benchmarks.common import BENCH, WORK, Settings, machine_info
+from benchmarks.machine import machine_info
+from benchmarks.settings import BENCH, WORK, Settings
 
 BENCHMARKS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "decode": decode.run,

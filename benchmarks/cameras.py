@@ -19,22 +19,13 @@ from typing import Any
 
 import psutil
 
-from benchmarks.common import (
-    FIX_ENV,
-    Agent,
-    Mosquitto,
-    ProbedAgent,
-    Settings,
-    Simulator,
-    camera_clip,
-    fmt,
-    have_mosquitto,
-    measure,
-    popen,
-    ratio,
-    summary,
-)
+from benchmarks.agents import FIX_ENV, Agent, ProbedAgent
+from benchmarks.clips import camera_clip
+from benchmarks.cpu import measure
+from benchmarks.figures import fmt, ratio, summary
 from benchmarks.frigate_reader import ffmpeg_argv
+from benchmarks.processes import Mosquitto, Simulator, have_mosquitto, popen
+from benchmarks.settings import Settings
 
 TARGET_PCT = 2.0  # of one core per 1080p30 camera
 FRIGATE_MAX = 8  # ~14 % of a core per camera: more than this does not fit two cores
@@ -84,7 +75,7 @@ def run_frigate(settings: Settings, sim: Simulator, count: int, width: int, heig
     argv = [sys.executable, "-m", "benchmarks.frigate_reader", "--width", str(width), "--height", str(height),
             "--fps", "5", *([sim.url] * count)]
     settings.record(ffmpeg_argv("URL", 5))
-    from benchmarks.common import python_env
+    from benchmarks.processes import python_env
 
     with popen(settings, argv, stdout=subprocess.PIPE, text=True, env=python_env()) as proc:
         assert proc.stdout is not None

@@ -16,7 +16,9 @@ from typing import Any
 
 import av
 
-from benchmarks.common import Settings, camera_clip, fmt, ratio, summary
+from benchmarks.clips import camera_clip
+from benchmarks.figures import fmt, ratio, summary
+from benchmarks.settings import Settings
 
 TARGET = 0.95
 

@@ -12,7 +12,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks.common import ProbedAgent, Settings, Simulator, Viewers, camera_clip, fmt, measure, summary
+from benchmarks.agents import ProbedAgent
+from benchmarks.clients import Viewers
+from benchmarks.clips import camera_clip
+from benchmarks.cpu import measure
+from benchmarks.figures import fmt, summary
+from benchmarks.processes import Simulator
+from benchmarks.settings import Settings
 
 TARGET = 0.9
 VARIANTS = {

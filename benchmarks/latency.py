@@ -8,7 +8,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks.common import ProbedAgent, Settings, Simulator, Viewers, camera_clip, fmt, percentile, summary
+from benchmarks.agents import ProbedAgent
+from benchmarks.clients import Viewers
+from benchmarks.clips import camera_clip
+from benchmarks.figures import fmt, percentile, summary
+from benchmarks.processes import Simulator
+from benchmarks.settings import Settings
 
 TARGET_P50_MS = 5.0
 TARGET_P99_MS = 30.0

@@ -10,18 +10,12 @@ import statistics
 import time
 from typing import Any
 
-from benchmarks.common import (
-    PROPOSED_ENV,
-    WORK,
-    Agent,
-    ProbedAgent,
-    Settings,
-    Simulator,
-    Viewers,
-    camera_clip,
-    fmt,
-    summary,
-)
+from benchmarks.agents import PROPOSED_ENV, Agent, ProbedAgent
+from benchmarks.clients import Viewers
+from benchmarks.clips import camera_clip
+from benchmarks.figures import fmt, summary
+from benchmarks.processes import Simulator
+from benchmarks.settings import WORK, Settings
 
 TARGET_MB = 150.0
 TARGET_GROWTH_PCT = 2.0

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import BENCH, fmt
+from benchmarks.figures import fmt
+from benchmarks.settings import BENCH
 
 ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "soak"]
 FINDINGS = BENCH / "FINDINGS.md"

@@ -15,20 +15,13 @@ import random
 import time
 from typing import Any
 
-from benchmarks.common import (
-    FIX_ENV,
-    Agent,
-    ProbedAgent,
-    Settings,
-    Simulator,
-    StockServer,
-    Viewers,
-    camera_clip,
-    fmt,
-    measure,
-    ratio,
-    summary,
-)
+from benchmarks.agents import FIX_ENV, Agent, ProbedAgent
+from benchmarks.clients import StockServer, Viewers
+from benchmarks.clips import camera_clip
+from benchmarks.cpu import measure
+from benchmarks.figures import fmt, ratio, summary
+from benchmarks.processes import Simulator
+from benchmarks.settings import Settings
 
 TARGET_RATIO = 1.0
 TARGET_PER_VIEWER = 2.5
