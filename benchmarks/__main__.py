@@ -6,7 +6,8 @@
     python -m benchmarks --soak             # the hour-long memory soak, added to the same report
 
 Needs ffmpeg (with libx264 and libx265), Debian's python3 with GStreamer's RTSP server (the camera
-simulator), and mosquitto if the cameras benchmark is to publish on MQTT as the agent does by default.
+simulator), mosquitto if the cameras benchmark is to publish on MQTT as the agent does by default, and
+Debian's chromium and chromium-driver for the browser benchmark.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cameras, decode, export, gil, latency, memory, picture, report, viewers
+from benchmarks import cameras, decode, export, gil, latency, live_view, memory, picture, report, viewers
 from benchmarks.machine import machine_info
 from benchmarks.settings import BENCH, WORK, Settings
 
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "memory": memory.run,
     "export": export.run,
     "picture": picture.run,
+    "browser": live_view.run,
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from benchmarks.figures import fmt
 from benchmarks.settings import BENCH
 
-ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "soak"]
+ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "soak", "browser"]
 FINDINGS = BENCH / "FINDINGS.md"
 
 
@@ -49,10 +49,8 @@ def _headline(result: dict[str, Any]) -> str:
             return "; ".join(f"{d['codec'].upper()} ×{d['threads']} thread(s): {fmt(d['ratio'], 2)}" for d in data)
         if name == "cameras":
             last = data["series"][-1]
-            fixed = last.get("agent_fix_per_camera")
-            proposed = f", proposed {fmt(fixed, 2)} %" if fixed and fixed["n"] else ""
             return (f"{fmt(last['agent_per_camera'], 2)} % of a core per camera at {last['cameras']} cameras"
-                    f"{proposed} (ffmpeg -c copy: {fmt(last['copy']['median'] / last['cameras'], 2)} %)")
+                    f" (ffmpeg -c copy: {fmt(last['copy']['median'] / last['cameras'], 2)} %)")
         if name == "viewers":
             last = data["series"][-1]
             return (f"{fmt(last['agent_per_viewer'], 2)} % per viewer at {last['viewers']} viewers; "
@@ -62,11 +60,12 @@ def _headline(result: dict[str, Any]) -> str:
                              f"{fmt(d['agent']['max'], 2)}), stock {fmt(d['stock']['median'], 2)} s" for d in data)
         if name == "latency":
             return "; ".join(f"{d.get('variant', 'today')}, {d['viewers']} viewer(s): p50 {fmt(d['last_p50_ms'], 1)} "
-                             f"ms, p99 {fmt(d['last_p99_ms'], 1)} ms" for d in data)
+                             f"ms, p99 {fmt(d['last_p99_ms'], 1)} ms" for d in data
+                             if d.get("variant", "today") == "today")
         if name == "gil":
             return "; ".join(f"{d['variant']}: {fmt(d['ratio'], 2)}" for d in data)
         if name == "memory":
-            rows = [row for row in result["tables"][0]["rows"] if "viewers" in row[1]]
+            rows = [row for row in _current(result["tables"][0])["rows"] if "viewers" in row[1]]
             return "; ".join(f"{row[0].split(':')[0]}: RSS {row[2]} MB" for row in rows)
         if name == "export":
             return (f"{data['length_s'] / 60:g} min export {fmt(data['speed']['export'], 0)} × real time "
@@ -76,11 +75,28 @@ def _headline(result: dict[str, Any]) -> str:
             pct, ms = data["per_camera_pct"]["checks"], data["per_keyframe_ms"]["checks"]
             return (f"checks {fmt(ms, 2)} ms a keyframe, {fmt(pct, 4)} % of a core per camera at a "
                     f"{data['gop_s']:g} s GOP ({fmt(data['checks_over_snapshot'] * 100, 1)} % of the snapshot work)")
+        if name == "browser":
+            ttff = "; ".join(f"{d['camera']}: first picture {fmt(d['page']['median'], 2)} s (worst "
+                             f"{fmt(d['page']['max'], 2)})" for d in data["ttff"])
+            per = "; ".join(f"{d['camera']} ×{d['viewers']}: {fmt(d['per_viewer'], 1)} % a viewer" for d in data["cpu"])
+            return f"{ttff}; {per}"
         if name == "soak":
             return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
     except (KeyError, TypeError, IndexError, ZeroDivisionError):
         pass
     return ""
+
+
+def _proposed(text: object) -> bool:
+    return "proposed" in str(text).lower()
+
+
+def _current(table: dict[str, Any]) -> dict[str, Any]:
+    """The table as RESULTS.md shows it: the agent's code as it is. Columns and rows of a proposed change
+    that a benchmark measured beside it stay in results.json; FINDINGS.md quotes the ones that matter."""
+    keep = [i for i, column in enumerate(table["columns"]) if not _proposed(column)]
+    rows = [row for row in table["rows"] if not _proposed(row[0])]
+    return {"columns": [table["columns"][i] for i in keep], "rows": [[row[i] for i in keep] for row in rows]}
 
 
 def _verdict(met: bool | None) -> str:
@@ -125,8 +141,8 @@ def write_markdown(store: dict[str, Any], out: Path, plot_name: str | None) -> N
         r = benchmarks[name]
         lines += ["", f"## {r['title']}", "", f"Target: {r['target']}. Result: {_verdict(r['met'])}.", ""]
         for table in r["tables"]:
-            lines += _table(table) + [""]
-        lines += [f"- {note}" for note in r.get("notes", [])]
+            lines += _table(_current(table)) + [""]
+        lines += [f"- {note}" for note in r.get("notes", []) if not note.startswith("Proposed")]
         at = f" on edgeagent {r['commit']}" if r.get("commit") else ""
         lines += [f"- Run {r['ran_at']}{at} with `{' '.join(r['argv'])}`."]
     if FINDINGS.exists() and not store.get("quick"):
@@ -158,11 +174,9 @@ def write_plot(store: dict[str, Any], out: Path) -> bool:
             ax.legend()
             continue
         key = "cameras" if name == "cameras" else "viewers"
-        lines = {"cameras": [("agent", "edgeagent"), ("agent_fix", "edgeagent, PyAV read timeout dropped (proposed)"),
-                             ("copy", "ffmpeg -c copy, one per camera"),
+        lines = {"cameras": [("agent", "edgeagent"), ("copy", "ffmpeg -c copy, one per camera"),
                              ("frigate", "Frigate-style decode at 5 fps")],
                  "viewers": [("agent", "edgeagent passthrough"),
-                             ("agent_fix", "edgeagent, PyAV read timeout dropped (proposed)"),
                              ("stock", "stock aiortc (MediaPlayer + MediaRelay)"),
                              ("clients_agent", "viewer clients (agent run)")]}[name]
         for series_key, label in lines:

@@ -1,137 +1,25 @@
-"""Headless Chromium from Debian, driven by Selenium, for the live-view tests.
-
-Nothing is downloaded: Debian's ``/usr/bin/chromium`` and ``/usr/bin/chromedriver``. The flags are the ones
-the field notes found necessary for WebRTC on loopback without a STUN server; every browser gets a fresh
-profile. The JavaScript helpers below measure what the viewer really sees: frames decoded (getStats and
-the video element's own counters) and the picture itself, drawn onto a canvas.
+"""Headless Chromium for the live-view tests: the browser and its WHEP viewer come from benchmarks/browser.py
+(shared with the live-view benchmark); what is here looks at the picture itself, drawn onto a canvas, so a
+test can tell the camera's picture from a black, green or frozen one.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from tests.support.wait import wait_until  # noqa: F401 - the live-view tests import it from here
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--allow-loopback-in-peer-connection",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--window-size=1280,900",
+from benchmarks.browser import (  # noqa: F401 - the live-view tests import these from here
+    CHROMEDRIVER,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    WHEP_VIEWER_JS,
+    browser_available,
+    chromium,
+    install_viewer,
+    start_viewer,
+    stop_viewer,
+    viewer_stats,
 )
-
-def browser_available() -> bool:
-    return Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists() and shutil.which("chromium") is not None
-
-
-@contextmanager
-def chromium(profile_dir: Path) -> Iterator[Any]:
-    """A headless Chromium with a fresh profile in ``profile_dir``; quit on exit."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile_dir}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-# -- a bare WHEP viewer, injected into any page of the agent ----------------------------------------
-
-WHEP_VIEWER_JS = r"""
-window.__viewers = window.__viewers || {};
-window.__startViewer = async function (id, camera, token) {
-  const started = performance.now();
-  const pc = new RTCPeerConnection({iceServers: []});
-  pc.addTransceiver('video', {direction: 'recvonly'});
-  const video = document.createElement('video');
-  video.muted = true; video.autoplay = true; video.playsInline = true; video.id = 'viewer-' + id;
-  video.style.width = '320px';
-  document.body.appendChild(video);
-  const viewer = {pc, video, started, firstFrameMs: null, location: null, error: null};
-  window.__viewers[id] = viewer;
-  pc.ontrack = (event) => {
-    video.srcObject = new MediaStream([event.track]);
-    const onFrame = () => {
-      if (viewer.firstFrameMs === null) viewer.firstFrameMs = performance.now() - started;
-      video.requestVideoFrameCallback(onFrame);
-    };
-    video.requestVideoFrameCallback(onFrame);
-  };
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
-    setTimeout(resolve, 2000);
-  });
-  const headers = {'Content-Type': 'application/sdp'};
-  if (token) headers['Authorization'] = 'Bearer ' + token;
-  const response = await fetch('/whep/' + encodeURIComponent(camera),
-                               {method: 'POST', headers, body: pc.localDescription.sdp});
-  const body = await response.text();
-  if (response.status !== 201) {
-    viewer.error = response.status + ' ' + body.trim();
-    pc.close();
-    return viewer.error;
-  }
-  viewer.location = response.headers.get('Location');
-  await pc.setRemoteDescription({type: 'answer', sdp: body});
-  return 'ok';
-};
-window.__stopViewer = async function (id, token) {
-  const viewer = window.__viewers[id];
-  if (!viewer) return 0;
-  let status = 0;
-  if (viewer.location) {
-    const response = await fetch(viewer.location,
-                                 {method: 'DELETE', headers: {'Authorization': 'Bearer ' + token}});
-    status = response.status;
-  }
-  viewer.pc.close();
-  delete window.__viewers[id];
-  return status;
-};
-window.__viewerStats = async function (id) {
-  const viewer = window.__viewers[id];
-  const out = {connection: viewer.pc.connectionState, firstFrameMs: viewer.firstFrameMs, error: viewer.error,
-               videoWidth: viewer.video.videoWidth, videoHeight: viewer.video.videoHeight};
-  const report = await viewer.pc.getStats();
-  report.forEach((s) => {
-    if (s.type === 'inbound-rtp' && s.kind === 'video') {
-      Object.assign(out, {framesDecoded: s.framesDecoded || 0, framesReceived: s.framesReceived || 0,
-                          framesDropped: s.framesDropped || 0, keyFramesDecoded: s.keyFramesDecoded || 0,
-                          pliCount: s.pliCount || 0, nackCount: s.nackCount || 0, packetsLost: s.packetsLost || 0,
-                          jitterBufferDelay: s.jitterBufferDelay || 0,
-                          jitterBufferEmittedCount: s.jitterBufferEmittedCount || 0,
-                          frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0});
-    }
-  });
-  return out;
-};
-"""
+from tests.support.wait import wait_until  # noqa: F401 - the live-view tests import it from here
 
 # Draws a video element onto a canvas and describes the picture: mean colour of a grid of cells (rows x
 # cols), the share of near-black and of "decoder green" pixels, so a test can tell the camera's picture
@@ -169,38 +57,6 @@ for (let i = 0; i < data.length; i += 16) {
 }
 return {width: canvas.width, height: canvas.height, cells, black: black / total, green: green / total};
 """
-
-
-def install_viewer(driver: Any) -> None:
-    driver.execute_script(WHEP_VIEWER_JS)
-
-
-def start_viewer(driver: Any, viewer_id: str, camera: str, token: str | None) -> str:
-    """Opens a WHEP viewer in the page; 'ok' or the refusal ('401 unauthorized', ...)."""
-    return driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "window.__startViewer(arguments[0], arguments[1], arguments[2]).then(done, (e) => done('error ' + e));",
-        viewer_id,
-        camera,
-        token,
-    )
-
-
-def stop_viewer(driver: Any, viewer_id: str, token: str) -> int:
-    return driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "window.__stopViewer(arguments[0], arguments[1]).then(done, () => done(-1));",
-        viewer_id,
-        token,
-    )
-
-
-def viewer_stats(driver: Any, viewer_id: str) -> dict[str, Any]:
-    return driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "window.__viewerStats(arguments[0]).then(done, (e) => done({error: String(e)}));",
-        viewer_id,
-    )
 
 
 def picture(driver: Any, selector: str, rows: int = 4, cols: int = 7) -> dict[str, Any] | None:
