@@ -1,11 +1,11 @@
 """Which tests start real processes: the rule behind the ``real`` marker (see tests/conftest.py).
 
-A test is ``real`` when its function, the fixtures it uses (their whole closure) or the functions of its
-own module that these call refer to something that starts a process: the ``subprocess`` module (and
-asyncio's subprocess functions), or one of the wrappers in tests/support (camera simulator, mosquitto,
-the agent, Chromium, ``ManagedProcess``). The rule reads code, so a new test file needs no marker; a
-test the rule misses still cannot pass silently as fast, because the fast run refuses to start a process
-(``forbid_processes``).
+A test is ``real`` when its function, the fixtures it uses (their whole closure), or the project's functions
+and classes these refer to (tests/, edgeagent/, benchmarks/, followed transitively) refer to something that
+starts a process: the ``subprocess`` module (and asyncio's subprocess functions), or one of the wrappers in
+tests/support (camera simulator, mosquitto, the agent, Chromium, ``ManagedProcess``). The rule reads code,
+so a new test file needs no marker; a test the rule misses still cannot pass silently as fast, because a
+test without the marker is refused a process (``forbid_processes`` in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -39,9 +39,19 @@ def _names(code: types.CodeType) -> Iterator[str]:
             yield from _names(const)
 
 
+# The project's own code, which the rule follows; third-party code is not followed (a library that starts
+# a process is named in the starters instead, as Chromium's driver is).
+OWN_PACKAGES = ("tests", "edgeagent", "benchmarks", "conftest", "test_")
+
+
+def _ours(value: Any) -> bool:
+    module = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+    return isinstance(module, str) and module.startswith(OWN_PACKAGES)
+
+
 def starts_processes(func: Callable[..., Any], starters: tuple[Any, ...], _seen: set[int] | None = None) -> bool:
-    """Whether ``func``, or a function of its own module it calls (followed transitively), refers to a
-    process starter. Methods of classes are looked at through the class's functions."""
+    """Whether ``func``, or a function or class of the project it refers to (followed transitively, through
+    the project's modules too), refers to a process starter."""
     seen = _seen if _seen is not None else set()
     func = getattr(func, "__func__", func)
     func = getattr(func, "__wrapped__", func)
@@ -50,19 +60,35 @@ def starts_processes(func: Callable[..., Any], starters: tuple[Any, ...], _seen:
         return False
     seen.add(id(code))
     module_globals: dict[str, Any] = getattr(func, "__globals__", {})
-    own_module = module_globals.get("__name__")
-    for name in _names(code):
+    names = set(_names(code))
+    for name in names:
         if name not in module_globals:
             continue
         value = module_globals[name]
-        if _is_starter(value, starters):
-            return True
-        if getattr(value, "__module__", None) != own_module:
-            continue
-        if isinstance(value, types.FunctionType) and starts_processes(value, starters, seen):
-            return True
-        if isinstance(value, type):
-            for member in vars(value).values():
+        if isinstance(value, types.ModuleType) and _ours(value):
+            # ``packets.packet(...)``: the attributes of a project module that the code names
+            candidates = [getattr(value, attr) for attr in names if hasattr(value, attr)]
+        else:
+            candidates = [value]
+        for candidate in candidates:
+            if _is_starter(candidate, starters):
+                return True
+            if _ours(candidate) and _follow(candidate, starters, seen):
+                return True
+    return False
+
+
+def _follow(value: Any, starters: tuple[Any, ...], seen: set[int]) -> bool:
+    if isinstance(value, types.FunctionType):
+        return starts_processes(value, starters, seen)
+    if isinstance(value, type):
+        if id(value) in seen:
+            return False
+        seen.add(id(value))
+        for klass in value.__mro__:
+            if not _ours(klass):
+                continue
+            for member in vars(klass).values():
                 target = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
                 if isinstance(target, types.FunctionType) and starts_processes(target, starters, seen):
                     return True

@@ -33,7 +33,8 @@ class ManagedProcess:
 
     ``pump`` is the stream kept (``"stdout"``, ``"stderr"`` or ``"both"``, stderr merged into stdout);
     its lines go to ``log_path`` (appended) and to memory. ``side_log`` receives the other stream
-    (appended), else it is discarded.
+    (appended), else it is discarded. With ``commands=True`` the process reads commands on its stdin
+    (``send_line``); otherwise its stdin is /dev/null.
     """
 
     def __init__(
@@ -45,8 +46,10 @@ class ManagedProcess:
         pump: Literal["stdout", "stderr", "both"] = "both",
         side_log: Path | None = None,
         cwd: Path | None = None,
+        commands: bool = False,
     ) -> None:
         self.argv = list(argv)
+        self.commands = commands
         self.name = name
         self.log_path = log_path
         self.pump = pump
@@ -85,7 +88,7 @@ class ManagedProcess:
                 self.argv,
                 cwd=self.cwd,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if self.commands else subprocess.DEVNULL,
                 start_new_session=True,
                 **streams,  # type: ignore[call-overload]
             )
@@ -115,6 +118,13 @@ class ManagedProcess:
                 log.close()
             with self._cond:
                 self._cond.notify_all()
+
+    def send_line(self, line: str) -> None:
+        """Write one line to the process's stdin (``commands=True``)."""
+        if not self.running or self.proc is None or self.proc.stdin is None:
+            raise RuntimeError(f"{self.name} is not running with a command input")
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the process if it is still running (not to its group)."""
@@ -170,6 +180,8 @@ class ManagedProcess:
     def _join_pump(self) -> None:
         if self._pump is not None:
             self._pump.join(5)
+        if self.proc is not None and self.proc.stdin is not None and self.proc.poll() is not None:
+            self.proc.stdin.close()
 
     # ------------------------------------------------------------------ output
     def output(self) -> str:
