@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -62,9 +63,12 @@ def starts_processes(func: Callable[..., Any], starters: tuple[Any, ...], _seen:
     module_globals: dict[str, Any] = getattr(func, "__globals__", {})
     names = set(_names(code))
     for name in names:
-        if name not in module_globals:
+        if name in module_globals:
+            value = module_globals[name]
+        elif name in sys.modules:  # a function-local ``from tests.support.x import y`` names the module
+            value = sys.modules[name]
+        else:
             continue
-        value = module_globals[name]
         if isinstance(value, types.ModuleType) and _ours(value):
             # ``packets.packet(...)``: the attributes of a project module that the code names
             candidates = [getattr(value, attr) for attr in names if hasattr(value, attr)]
@@ -79,6 +83,7 @@ def starts_processes(func: Callable[..., Any], starters: tuple[Any, ...], _seen:
 
 
 def _follow(value: Any, starters: tuple[Any, ...], seen: set[int]) -> bool:
+    value = getattr(value, "__wrapped__", value)  # functools.cache and friends
     if isinstance(value, types.FunctionType):
         return starts_processes(value, starters, seen)
     if isinstance(value, type):
