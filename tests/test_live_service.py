@@ -30,6 +30,7 @@ from edgeagent.live.whep import add_routes
 from tests.support.browser import lit, looks_like_smpte
 from tests.support.camera import Camera
 from tests.support.live_client import PythonViewer
+from tests.support.wait import wait_until_async as until  # polls on the loop: no event for "the camera sent a GOP"
 from tests.test_live_h264 import write_clip
 
 FPS = 25
@@ -54,16 +55,6 @@ class Rig:
         hub = self.hubs[camera]
         await until(lambda: len(hub.current_gop()) >= gop_packets, within_s, f"{camera} streaming")
         return hub
-
-
-async def until(probe: Callable[[], Any], within_s: float, what: str) -> Any:
-    """Polls ``probe`` on the event loop (there is no event for "the camera sent a GOP")."""
-    deadline = time.monotonic() + within_s
-    while not (result := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return result
 
 
 async def frame_rate(viewer: PythonViewer, frames: int) -> float:

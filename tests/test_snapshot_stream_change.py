@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-from typing import Any
-
 import cv2
 import numpy as np
 
@@ -15,14 +10,7 @@ from edgeagent.camera.source import CameraSource
 from edgeagent.config import CameraSection, SnapshotSection
 from edgeagent.media.snapshot import Snapshotter
 from tests.support.camera import Camera
-
-
-async def until(probe: Callable[[], Any], within_s: float, what: str) -> Any:
-    deadline = time.monotonic() + within_s
-    while not (result := probe()):
-        assert time.monotonic() < deadline, f"timed out after {within_s:g} s waiting for {what}"
-        await asyncio.sleep(0.02)
-    return result
+from tests.support.wait import wait_until_async as until
 
 
 def jpeg_size(jpeg: bytes) -> tuple[int, int]:
