@@ -22,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import WORK, Settings, camera_clip, fmt, ratio, summary
+from benchmarks.clips import camera_clip
+from benchmarks.figures import fmt, ratio, summary
+from benchmarks.settings import WORK, Settings
 
 SPEED_TARGET = 200.0
 TTFB_TARGET_S = 0.3
