@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
@@ -70,7 +70,7 @@ class Agent:
             config["mqtt"] = {"host": "127.0.0.1", "port": self.mqtt_port}
         return config
 
-    def start(self, wait_online: bool = True) -> Agent:
+    def start(self, wait_online: bool = True) -> Self:
         path = self.workdir / "agent.yaml"
         path.write_text(json.dumps(self.config(), indent=1))  # JSON is YAML
         argv = [sys.executable, "-m", self.module, "run", "-c", str(path), *self.extra_args]
@@ -115,7 +115,7 @@ class Agent:
         self.process = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> Agent:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

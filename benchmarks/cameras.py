@@ -39,6 +39,7 @@ def copy_argv(url: str) -> list[str]:
 def run_agent(settings: Settings, sim: Simulator, count: int, mqtt_port: int | None, fixed: bool = False
               ) -> dict[str, Any]:
     cameras = {f"cam{i:02d}": sim.url for i in range(count)}
+    agent: Agent
     if fixed:  # the proposed change to the source, tried in the benchmark's process (see probed_agent)
         agent = ProbedAgent(settings, cameras, env={**FIX_ENV, "BENCH_LATENCY_PROBE": "0"},
                             snapshot_interval_s=2.0, mqtt_port=mqtt_port)

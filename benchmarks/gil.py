@@ -10,6 +10,7 @@ same with ``sys.setswitchinterval(0.0002)``, and the load in a worker process.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.agents import ProbedAgent
@@ -36,7 +37,7 @@ def run(settings: Settings) -> dict[str, Any]:
     variants = ("thread",) if settings.quick else tuple(VARIANTS)
     reps = max(1, settings.reps)
     raw: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
-    with Simulator(settings, path, clip.fps) as sim:
+    with Simulator(settings, Path(path), clip.fps) as sim:
         for variant in variants:
             env = {"BENCH_DECODE_CLIP": path, **VARIANTS[variant][1]}
             with ProbedAgent(settings, {"cam1": sim.url}, env=env, snapshot_interval_s=2.0) as agent, \

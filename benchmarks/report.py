@@ -42,7 +42,7 @@ def merge(path: Path, results: list[dict[str, Any]], machine: dict[str, str], co
 
 
 def _headline(result: dict[str, Any]) -> str:
-    data = result.get("data")
+    data: Any = result.get("data")
     name = result["name"]
     try:
         if name == "decode":
