@@ -18,7 +18,9 @@ from typing import Any
 
 import av
 
-from benchmarks.common import Settings, camera_clip, fmt, summary
+from benchmarks.clips import camera_clip
+from benchmarks.figures import fmt, summary
+from benchmarks.settings import Settings
 from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.media.picture import PictureWatch, luma_plane
 from edgeagent.media.snapshot import decode_keyframe, render_jpeg

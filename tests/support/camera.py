@@ -4,13 +4,13 @@ picture can be given a fault (``scene="road"``)."""
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 from tests.support.net import free_port
+from tests.support.process import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SIMULATOR = ROOT / "edgeagent" / "simulator" / "rtsp_camera.py"
@@ -61,7 +61,7 @@ class Camera:
         self.file = Path(file) if file is not None else None
         self.log_path = Path(log_path) if log_path is not None else None
         self.ready_timeout = ready_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process = ManagedProcess([], name="camera simulator", pump="stdout")
         self.frozen = False
         self.ready_line = ""
         self.ready_after_s: float | None = None  # how long the last start() waited for READY
@@ -111,12 +111,16 @@ class Camera:
         return cmd
 
     @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.proc
+
+    @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process.running
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
+        return self.process.pid
 
     def start(self) -> Camera:
         """Start (or restart, on the same port) and return once the simulator printed READY."""
@@ -126,58 +130,41 @@ class Camera:
         env.pop("CAMSIM_PASSWORD", None)
         if self.password:
             env["CAMSIM_PASSWORD"] = self.password
-        stderr = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process.argv = self.command()
+        self.process.side_log = self.log_path  # the simulator's stderr; stdout is READY (and answers)
+        self.process.commands = self.scene == "road"
         t0 = time.monotonic()
-        try:
-            self.proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.PIPE if self.scene == "road" else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                env=env,
-                start_new_session=True,  # a Ctrl+C in the terminal reaches pytest only
-            )
-        finally:
-            if stderr is not subprocess.DEVNULL:
-                stderr.close()
+        mark = self.process.mark()
+        self.process.start(env)
         self.frozen = False
         self.fault = None
         self.starts += 1
         try:
-            self.ready_line = self._await_ready(t0 + self.ready_timeout)
+            self.ready_line = self._await_ready(mark, t0 + self.ready_timeout)
         except BaseException:
             self.kill()
             raise
         self.ready_after_s = time.monotonic() - t0
         return self
 
-    def _await_ready(self, deadline: float) -> str:
-        line = self._read_line(deadline, "READY")
+    def _await_ready(self, mark: int, deadline: float) -> str:
+        line = self._next_line(mark, deadline, "READY")
         if not line.startswith("READY rtsp://"):
             raise RuntimeError(f"unexpected first line from the simulator: {line!r}{self._log_tail()}")
         return line
 
-    def _read_line(self, deadline: float, waiting_for: str) -> str:
-        """One line of the simulator's stdout (it prints READY, then one line per command it obeyed)."""
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        buf = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while not buf.endswith(b"\n"):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"simulator: no {waiting_for} in time{self._log_tail()}")
-                if not sel.select(remaining):
-                    continue
-                chunk = os.read(fd, 1)  # byte by byte: never read past the line into the next answer
-                if not chunk:
-                    self.proc.wait(5)
-                    raise RuntimeError(
-                        f"simulator exited with {self.proc.returncode} before {waiting_for}{self._log_tail()}"
-                    )
-                buf += chunk
-        return buf[:-1].decode()
+    def _next_line(self, after: int, deadline: float, waiting_for: str) -> str:
+        """The simulator's next line on stdout from position ``after`` (it prints READY, then one line per
+        command it obeyed)."""
+        try:
+            line = self.process.wait_line(lambda _: True, max(0.0, deadline - time.monotonic()), after)
+        except TimeoutError:
+            raise TimeoutError(f"simulator: no {waiting_for} in time{self._log_tail()}") from None
+        except RuntimeError:
+            raise RuntimeError(
+                f"simulator exited with {self.process.returncode} before {waiting_for}{self._log_tail()}"
+            ) from None
+        return line.rstrip("\n")
 
     def set_fault(self, fault: str | None, timeout: float = 5.0) -> None:
         """Give the picture a fault: ``frozen`` (a hung sensor behind a ticking clock overlay), ``black``,
@@ -185,12 +172,12 @@ class Camera:
         applied it (the next encoded frame shows it). Needs ``scene="road"``."""
         if self.scene != "road":
             raise RuntimeError("picture faults need Camera(scene='road')")
-        if not self.running or self.proc is None or self.proc.stdin is None:
+        if not self.running:
             raise RuntimeError("the camera is not running")
         name = fault or "none"
-        self.proc.stdin.write(f"fault {name}\n".encode())
-        self.proc.stdin.flush()
-        answer = self._read_line(time.monotonic() + timeout, f"answer to fault {name}")
+        mark = self.process.mark()
+        self.process.send_line(f"fault {name}")
+        answer = self._next_line(mark, time.monotonic() + timeout, f"answer to fault {name}")
         if answer != f"FAULT {name}":
             raise RuntimeError(f"simulator refused fault {name}: {answer!r}")
         self.fault = fault
@@ -200,62 +187,35 @@ class Camera:
             return ""
         return "\n--- simulator log ---\n" + self.log_path.read_text(errors="replace")[-3000:]
 
-    def _signal(self, sig: int) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM and wait (the simulator exits 0); SIGKILL if it does not exit in ``timeout``."""
         if self.proc is None:
             return None
         if self.frozen:
             self.thaw()
-        self._signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        return self._reap()
+        return self.process.stop(timeout)
 
     def kill(self) -> int | None:
         """SIGKILL (a crash or power loss): clients see the TCP connection reset."""
-        if self.proc is None:
-            return None
-        self._signal(signal.SIGKILL)
-        self.proc.wait(10)
+        rc = self.process.kill()
         self.frozen = False
-        return self._reap()
-
-    def _reap(self) -> int | None:
-        assert self.proc is not None
-        rc = self.proc.returncode
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
         return rc
 
     def freeze(self) -> None:
         """SIGSTOP: a hung camera, sockets still open, no data and no answers."""
-        self._signal(signal.SIGSTOP)
+        self.process.signal(signal.SIGSTOP)
         self.frozen = True
 
     def thaw(self) -> None:
-        self._signal(signal.SIGCONT)
+        self.process.signal(signal.SIGCONT)
         self.frozen = False
 
     def close(self) -> None:
         """Teardown: thaw, then kill. Safe to call more than once."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
+        if self.running:
             self.thaw()
             self.kill()
-        else:
-            self._reap()
+        self.process.close()
 
     def log_text(self) -> str:
         if self.log_path is None or not self.log_path.exists():
