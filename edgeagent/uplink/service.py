@@ -1,0 +1,119 @@
+"""Every camera's uplink: started on demand (MQTT, HTTP) with an idle stop, or always for chosen cameras.
+
+An on-demand uplink is a lease: each start request renews it, and it stops ``idle_s`` after the last one
+(a centre keeps asking while its operators watch; a centre that went away costs the cabinet nothing for
+long). ``always`` cameras are published from start to stop. At most ``max_cameras`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import aiohttp
+from pydantic import SecretStr
+
+from edgeagent.config import ConfigError, WebRtcSection, read_secret
+from edgeagent.live.feed import CameraFeed
+from edgeagent.live.ice import rtc_configuration
+from edgeagent.uplink.command import Action
+from edgeagent.uplink.janus import JanusVideoRoom
+from edgeagent.uplink.publisher import UplinkPublisher
+from edgeagent.uplink.settings import UplinkSection
+from edgeagent.uplink.signaling import Signaling
+from edgeagent.uplink.whip import WhipClient
+
+log = logging.getLogger(__name__)
+
+
+class UplinkRefused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class UplinkService:
+    def __init__(
+        self, section: UplinkSection, webrtc: WebRtcSection, feeds: Mapping[str, CameraFeed], agent_id: str
+    ) -> None:
+        unknown = sorted(set(section.always) - set(feeds))
+        if unknown:
+            raise ConfigError([f"uplink.always: no such camera {', '.join(unknown)!r}"])
+        self.section = section
+        self.agent_id = agent_id
+        self._token: SecretStr | None = read_secret(section.token_file, None, "uplink.token_file")
+        self._http: aiohttp.ClientSession | None = None
+        configuration = rtc_configuration(webrtc)
+        self.publishers = {
+            camera: UplinkPublisher(camera, feed, self._signaling_for(camera), configuration, webrtc.host_addresses)
+            for camera, feed in feeds.items()
+        }
+        self._idle: dict[str, asyncio.TimerHandle] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    def _signaling_for(self, camera: str):  # type: ignore[no-untyped-def]
+        def make() -> Signaling:
+            assert self._http is not None, "the uplink service is not started"
+            timeout = self.section.request_timeout_s
+            if self.section.kind == "whip":
+                endpoint = self.section.url.replace("{camera}", camera)
+                return WhipClient(self._http, endpoint, self._token, timeout)
+            display = f"{self.agent_id}/{camera}"
+            return JanusVideoRoom(self._http, self.section.url, self.section.room, display, self._token, timeout)
+
+        return make
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession()
+        for camera in self.section.always:
+            self.publishers[camera].start()
+        if self.section.always:
+            log.info("uplink: publishing %s always", ", ".join(self.section.always))
+
+    def request(self, camera: str, action: Action) -> dict[str, object]:
+        """Start (or renew) or stop the uplink of ``camera``; its status, or ``UplinkRefused``."""
+        publisher = self.publishers.get(camera)
+        if publisher is None:
+            raise UplinkRefused(404, f"unknown camera {camera[:64]!r}")
+        if camera in self.section.always:
+            return self.status(camera)  # published for good: requests neither start nor stop it
+        if action == "start":
+            running = sum(1 for p in self.publishers.values() if p.running)
+            if not publisher.running and running >= self.section.max_cameras:
+                raise UplinkRefused(503, f"the uplink carries its maximum of {self.section.max_cameras} cameras")
+            self._renew(camera)
+            publisher.start()
+        else:
+            self._stop_soon(camera)
+        return self.status(camera)
+
+    def _renew(self, camera: str) -> None:
+        timer = self._idle.pop(camera, None)
+        if timer is not None:
+            timer.cancel()
+        self._idle[camera] = asyncio.get_running_loop().call_later(self.section.idle_s, self._expire, camera)
+
+    def _expire(self, camera: str) -> None:
+        log.info("uplink: camera %s: no start request for %g s; stopping", camera, self.section.idle_s)
+        self._stop_soon(camera)
+
+    def _stop_soon(self, camera: str) -> None:
+        timer = self._idle.pop(camera, None)
+        if timer is not None:
+            timer.cancel()
+        task = asyncio.get_running_loop().create_task(self.publishers[camera].stop())
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    def status(self, camera: str) -> dict[str, object]:
+        return {"camera": camera, "always": camera in self.section.always, **self.publishers[camera].status()}
+
+    async def close(self) -> None:
+        for timer in self._idle.values():
+            timer.cancel()
+        self._idle.clear()
+        await asyncio.gather(*(p.stop() for p in self.publishers.values()), *self._stopping, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
