@@ -71,8 +71,8 @@ class JanusVideoRoom:
             raise SignalingLost(f"janus: {body['janus']} failed: {type(exc).__name__}: {exc}") from None
         return _checked(answer)
 
-    async def _message(self, request: dict[str, Any], jsep: dict[str, str] | None = None) -> dict[str, Any]:
-        """A plugin request; an asynchronous one ("ack") is answered by an event with its transaction."""
+    async def request(self, request: dict[str, Any], jsep: dict[str, str] | None = None) -> dict[str, Any]:
+        """A VideoRoom request; an asynchronous one ("ack") is answered by an event with its transaction."""
         assert self.session_id is not None and self.handle_id is not None
         body: dict[str, Any] = {"janus": "message", "body": request}
         if jsep is not None:
@@ -141,20 +141,24 @@ class JanusVideoRoom:
 
     # -- the interface ----------------------------------------------------------------------------
 
-    async def publish(self, offer_sdp: str) -> str:
+    async def open(self) -> None:
+        """A session with its long poll, and a handle on the VideoRoom plugin."""
         created = await self._post("", {"janus": "create"})
         self.session_id = int(created["data"]["id"])
         self._poller = asyncio.get_running_loop().create_task(self._poll(), name=f"janus-poll-{self.session_id}")
         attached = await self._post(f"/{self.session_id}", {"janus": "attach", "plugin": PLUGIN})
         self.handle_id = int(attached["data"]["id"])
-        exists = await self._message({"request": "exists", "room": self.room})
+
+    async def publish(self, offer_sdp: str) -> str:
+        await self.open()
+        exists = await self.request({"request": "exists", "room": self.room})
         if not exists.get("plugindata", {}).get("data", {}).get("exists"):
             await self._create_room()
-        joined = await self._message(
+        joined = await self.request(
             {"request": "join", "ptype": "publisher", "room": self.room, "display": self.display}
         )
         self.publisher_id = int(joined["plugindata"]["data"]["id"])
-        published = await self._message(
+        published = await self.request(
             {"request": "publish", "audio": False, "video": True, "display": self.display},
             jsep={"type": "offer", "sdp": offer_sdp},
         )
@@ -173,7 +177,7 @@ class JanusVideoRoom:
             "permanent": False,
         }
         try:
-            await self._message(request)
+            await self.request(request)
         except SignalingError as exc:
             if "already exists" not in str(exc):  # another cabinet made it meanwhile
                 raise

@@ -37,7 +37,7 @@ class UplinkSection(BaseModel):
     )
     idle_s: float = Field(
         default=300,
-        ge=10,
+        ge=1,
         le=86400,
         description="an on-demand uplink stops this long after the last start request (a start renews it)",
     )
