@@ -75,6 +75,7 @@ class UplinkPublisher:
 
     def start(self) -> None:
         if not self.running:
+            self.state = UplinkState.CONNECTING
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"uplink-{self.camera}")
 
     async def stop(self) -> None:

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from edgeagent.config import ConfigError, WebRtcSection, read_secret
 from edgeagent.live.feed import CameraFeed
 from edgeagent.live.ice import rtc_configuration
-from edgeagent.uplink.command import Action
+from edgeagent.uplink.command import Action, parse_action
 from edgeagent.uplink.janus import JanusVideoRoom
 from edgeagent.uplink.publisher import UplinkPublisher
 from edgeagent.uplink.settings import UplinkSection
@@ -43,7 +43,8 @@ class UplinkService:
             raise ConfigError([f"uplink.always: no such camera {', '.join(unknown)!r}"])
         self.section = section
         self.agent_id = agent_id
-        self._token: SecretStr | None = read_secret(section.token_file, None, "uplink.token_file")
+        # Read at load with the rest of the configuration; a section built in code reads its file here.
+        self._token: SecretStr | None = section.token or read_secret(section.token_file, None, "uplink.token_file")
         self._http: aiohttp.ClientSession | None = None
         configuration = rtc_configuration(webrtc)
         self.publishers = {
@@ -106,6 +107,15 @@ class UplinkService:
         task = asyncio.get_running_loop().create_task(self.publishers[camera].stop())
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
+
+    def on_command(self, camera: str, payload: bytes) -> None:
+        """The MQTT command ``<base>/cameras/<cam>/uplink``; a bad one is logged and ignored."""
+        try:
+            status = self.request(camera, parse_action(payload))
+        except (ValueError, UplinkRefused) as exc:
+            log.warning("uplink: command for camera %s ignored: %s", camera[:64], exc)
+            return
+        log.info("uplink: camera %s: %s", camera, status["state"])
 
     def status(self, camera: str) -> dict[str, object]:
         return {"camera": camera, "always": camera in self.section.always, **self.publishers[camera].status()}

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from edgeagent.urls import refuse_credentials
 
@@ -23,7 +23,7 @@ class UplinkSection(BaseModel):
     )
     url: str = Field(
         max_length=2048,
-        description="janus: the HTTP API (…/janus); whip: the endpoint a camera is POSTed to ({camera} is replaced)",
+        description="janus: the HTTP API (ending in /janus); whip: the endpoint a camera is POSTed to ({camera} is replaced)",
         examples=["https://media.centre.example/janus"],
     )
     room: int = Field(default=1234, ge=1, le=2**53, description="janus: the VideoRoom (made, for H.264, if missing)")
@@ -43,6 +43,12 @@ class UplinkSection(BaseModel):
     )
     request_timeout_s: float = Field(default=10, ge=1, le=120, description="bound on every signaling request")
     max_cameras: int = Field(default=4, ge=1, le=256, description="cameras published at once (the uplink's budget)")
+    _token: SecretStr | None = PrivateAttr(None)
+
+    @property
+    def token(self) -> SecretStr | None:
+        """The secret read from token_file when the configuration was loaded."""
+        return self._token
 
     @field_validator("url")
     @classmethod
