@@ -27,14 +27,14 @@ from edgeagent.uplink.service import UplinkService
 from edgeagent.uplink.settings import UplinkSection
 from tests.support.browser import looks_like_smpte, summarise_rgb
 from tests.support.camera import Camera
-from tests.support.janus import Janus, JanusViewer, Netns
+from tests.support.janus import JANUS_SECRET, Janus, JanusViewer, janus, netns  # noqa: F401
 
 pytestmark = pytest.mark.skipif(
     shutil.which("janus") is None or os.geteuid() != 0, reason="needs Debian's janus and root (network namespace)"
 )
 
 ROOM = 4242
-SECRET = "janus-api-secret-for-tests"
+SECRET = JANUS_SECRET
 DISPLAY = "cabinet-17/north"
 WINDOW_S = 4.0  # bytes are counted over this long, with 1 and with 5 viewers
 
@@ -92,20 +92,6 @@ async def _feed_of(viewer: JanusViewer, display: str, within_s: float = 10) -> i
 
 
 @pytest.fixture
-def netns() -> Any:
-    ns = Netns().create()
-    yield ns
-    ns.delete()
-
-
-@pytest.fixture
-def janus(netns: Netns, tmp_path: Path) -> Any:
-    server = Janus(netns, tmp_path / "janus", api_secret=SECRET).start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
 async def rig_factory(janus: Janus, tmp_path: Path) -> AsyncIterator[Callable[..., Rig]]:
     rigs: list[Rig] = []
     cameras: list[Camera] = []
@@ -138,7 +124,6 @@ async def rig_factory(janus: Janus, tmp_path: Path) -> AsyncIterator[Callable[..
         await rig.source.stop()
     for camera in cameras:
         camera.close()
-    print(f"----- janus log (last 4000 chars) -----\n{janus.log_text()[-4000:]}")  # shown when a test failed
 
 
 async def _sent_over(rig: Rig, seconds: float) -> dict[str, float]:

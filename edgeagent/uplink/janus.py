@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from edgeagent.uplink.signaling import SignalingError, SignalingLost
+from edgeagent.uplink.signaling import SignalingError, SignalingLost, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class JanusVideoRoom:
 
 
 async def _json(response: aiohttp.ClientResponse) -> Any:
-    body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+    body = await read_bounded(response.content, MAX_RESPONSE_BYTES)
     if len(body) > MAX_RESPONSE_BYTES:
         raise SignalingError("janus: response too large")
     try:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from edgeagent.uplink.command import MAX_COMMAND_BYTES, parse_action
 from edgeagent.uplink.service import UplinkRefused, UplinkService
+from edgeagent.uplink.signaling import read_bounded
 
 UPLINK_KEY = web.AppKey("uplink", UplinkService)
 
@@ -22,7 +23,7 @@ async def post_uplink(request: web.Request) -> web.Response:
         return _refusal(415, "send the request as application/json")
     if request.content_length is not None and request.content_length > MAX_COMMAND_BYTES:
         return _refusal(413, f"larger than {MAX_COMMAND_BYTES} bytes")
-    body = await request.content.read(MAX_COMMAND_BYTES + 1)
+    body = await read_bounded(request.content, MAX_COMMAND_BYTES)
     try:
         action = parse_action(body)
     except ValueError as exc:

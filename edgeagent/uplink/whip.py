@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 import aiohttp
 from pydantic import SecretStr
 
-from edgeagent.uplink.signaling import SignalingError, SignalingLost
+from edgeagent.uplink.signaling import SignalingError, SignalingLost, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class WhipClient:
             async with self.http.post(
                 self.endpoint, data=offer_sdp.encode(), headers=self._headers(**{"Content-Type": SDP}), timeout=timeout
             ) as response:
-                body = await response.content.read(MAX_ANSWER_BYTES + 1)
+                body = await read_bounded(response.content, MAX_ANSWER_BYTES)
                 if response.status != 201:
                     reason = body[:200].decode("utf-8", "replace").strip()
                     raise SignalingError(f"whip: HTTP {response.status} for the offer: {reason}")

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from pydantic import SecretStr
 
 from edgeagent.live.ice import offered_host_addresses
 from edgeagent.uplink.janus import JanusVideoRoom
+from edgeagent.uplink.signaling import SignalingError
 from tests.support.net import wait_for_port
 
 LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
@@ -226,7 +228,12 @@ class JanusViewer:
         """Display name -> feed id of the room's publishers (opens the viewer's session on first use)."""
         if self.client.session_id is None:
             await self.client.open()
-        answer = await self.client.request({"request": "listparticipants", "room": self.room})
+        try:
+            answer = await self.client.request({"request": "listparticipants", "room": self.room})
+        except SignalingError as exc:
+            if "426" in str(exc):  # no such room (yet): nobody publishes
+                return {}
+            raise
         participants = answer["plugindata"]["data"].get("participants", [])
         return {str(p.get("display")): int(p["id"]) for p in participants if p.get("publisher")}
 
@@ -260,3 +267,25 @@ class JanusViewer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         await self.http.close()
+
+
+# -- fixtures (imported by the uplink tests) ----------------------------------------------------------
+
+JANUS_SECRET = "janus-api-secret-for-tests"
+
+
+@pytest.fixture
+def netns() -> Any:
+    """A fresh network namespace with the cabinet's and the operators' links; deleted at teardown."""
+    ns = Netns().create()
+    yield ns
+    ns.delete()
+
+
+@pytest.fixture
+def janus(netns: Netns, tmp_path: Path) -> Any:
+    """Janus in ``netns`` with ``api_secret = JANUS_SECRET``; its log is printed when a test failed."""
+    server = Janus(netns, tmp_path / "janus", api_secret=JANUS_SECRET).start()
+    yield server
+    server.kill()
+    print(f"----- janus log (last 4000 chars) -----\n{server.log_text()[-4000:]}")
