@@ -12,6 +12,7 @@ PACKAGES=(
   mosquitto mosquitto-clients
   ffmpeg chromium chromium-driver
   openssl ca-certificates systemd
+  janus iproute2
 )
 
 missing=()

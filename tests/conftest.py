@@ -25,6 +25,7 @@ from tests.support import (  # noqa: E402
     make_tls_files,
 )
 from tests.support import agent as _agent  # noqa: E402
+from tests.support.janus import janus, netns  # noqa: E402, F401 - fixtures: Janus in a network namespace
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support import base_config, write_secret
 from tests.support.browser import looks_like_smpte, summarise_rgb
-from tests.support.janus import JANUS_SECRET, Janus, JanusViewer, janus, netns  # noqa: F401
+from tests.support.janus import JANUS_SECRET, Janus, JanusViewer
 
 pytestmark = pytest.mark.skipif(
     shutil.which("janus") is None or os.geteuid() != 0, reason="needs Debian's janus and root (network namespace)"
@@ -81,7 +81,7 @@ async def test_the_centre_starts_the_uplink_over_mqtt_and_stops_it_over_http(
             await viewer.close()
 
 
-async def test_the_uplink_endpoint_refuses_strangers_and_garbage(tmp_path, broker, camera_factory, agent_factory, janus):
+async def test_the_uplink_endpoint_refuses_strangers_and_garbage(tmp_path, camera_factory, agent_factory, janus):
     camera = camera_factory(gop_s=1)
     agent = agent_factory(uplink_config(tmp_path, None, camera, janus))
     await asyncio.to_thread(agent.wait_log, r"agent cabinet-17 running", 30)

@@ -27,7 +27,7 @@ from edgeagent.uplink.service import UplinkService
 from edgeagent.uplink.settings import UplinkSection
 from tests.support.browser import looks_like_smpte, summarise_rgb
 from tests.support.camera import Camera
-from tests.support.janus import JANUS_SECRET, Janus, JanusViewer, janus, netns  # noqa: F401
+from tests.support.janus import JANUS_SECRET, Janus, JanusViewer
 
 pytestmark = pytest.mark.skipif(
     shutil.which("janus") is None or os.geteuid() != 0, reason="needs Debian's janus and root (network namespace)"

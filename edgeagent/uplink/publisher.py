@@ -15,7 +15,8 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
@@ -211,9 +212,9 @@ class UplinkPublisher:
             await pc.close()
 
 
-async def _first(waits: dict[str, object], timeout_s: float) -> str | None:
-    """The name of the first of ``waits`` (coroutines) to finish, or None after ``timeout_s``."""
-    tasks = {asyncio.ensure_future(wait): name for name, wait in waits.items()}  # type: ignore[call-overload]
+async def _first(waits: dict[str, Coroutine[Any, Any, object]], timeout_s: float) -> str | None:
+    """The name of the first of ``waits`` to finish, or None after ``timeout_s``."""
+    tasks = {asyncio.ensure_future(wait): name for name, wait in waits.items()}
     try:
         done, _ = await asyncio.wait(tasks, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import aiohttp
 from pydantic import SecretStr
@@ -54,7 +54,7 @@ class UplinkService:
         self._idle: dict[str, asyncio.TimerHandle] = {}
         self._stopping: set[asyncio.Task[None]] = set()
 
-    def _signaling_for(self, camera: str):  # type: ignore[no-untyped-def]
+    def _signaling_for(self, camera: str) -> Callable[[], Signaling]:
         def make() -> Signaling:
             assert self._http is not None, "the uplink service is not started"
             timeout = self.section.request_timeout_s

@@ -23,7 +23,7 @@ class UplinkSection(BaseModel):
     )
     url: str = Field(
         max_length=2048,
-        description="janus: the HTTP API (ending in /janus); whip: the endpoint a camera is POSTed to ({camera} is replaced)",
+        description="janus: its HTTP API (ending in /janus); whip: the endpoint ({camera} is replaced by the name)",
         examples=["https://media.centre.example/janus"],
     )
     room: int = Field(default=1234, ge=1, le=2**53, description="janus: the VideoRoom (made, for H.264, if missing)")
