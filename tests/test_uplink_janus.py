@@ -205,27 +205,31 @@ async def test_after_a_janus_restart_the_camera_is_published_again(rig_factory):
     first = await rig.viewer()
     await first.wait_frames(10, within_s=15)
 
-    rig.janus.restart()
+    killed = time.monotonic()
+    rig.janus.restart()  # SIGKILL, then a new Janus on the same ports: every session is gone
     assert rig.janus.ready_at is not None
     await rig.published(publications=2, within_s=30)
     republished_s = time.monotonic() - rig.janus.ready_at
+    since_kill_s = time.monotonic() - killed
     viewer = await rig.viewer()
     await viewer.wait_frames(25, within_s=15)
 
-    print(f"\npublished again {republished_s:.2f} s after Janus was back (recovery {rig.publisher.last_recovery_s} s)")
+    print(f"\npublished again {republished_s:.2f} s after Janus was back, {since_kill_s:.2f} s after the kill")
     assert rig.publisher.last_recovery_s is not None and rig.publisher.last_recovery_s < 30
 
 
-async def test_an_on_demand_uplink_stops_by_itself_after_idle_s_and_leaves_the_room(rig_factory):
+async def test_an_on_demand_uplink_stops_by_itself_idle_s_after_the_last_start_and_leaves_the_room(rig_factory):
     rig = await rig_factory(idle_s=3)
     rig.uplink.request("north", "start")
     await rig.published()
     watcher = JanusViewer(rig.janus, ROOM)
     rig.viewers.append(watcher)
     await _feed_of(watcher, DISPLAY)
-    started = time.monotonic()
+    renewed = time.monotonic()
+    rig.uplink.request("north", "start")  # the centre still watches: the lease runs from here
     await until(lambda: rig.publisher.state == UplinkState.STOPPED, 10, "the idle stop")
-    assert time.monotonic() - started >= 2.0  # renewed by nobody: stopped at idle_s after the start request
+    assert time.monotonic() - renewed >= 2.9
+    assert rig.publisher.publications == 1, "the renewal did not publish a second time"
     deadline = time.monotonic() + 5
     while DISPLAY in await watcher.publishers():
         assert time.monotonic() < deadline, "the publisher is still in the room"
