@@ -207,6 +207,8 @@ async def _json(response: aiohttp.ClientResponse) -> Any:
     body = await read_bounded(response.content, MAX_RESPONSE_BYTES)
     if len(body) > MAX_RESPONSE_BYTES:
         raise SignalingError("janus: response too large")
+    if not body:
+        raise SignalingError("janus: empty response (the server went away)")
     try:
         return json.loads(body)
     except ValueError:
