@@ -236,6 +236,21 @@ async def test_an_on_demand_uplink_stops_by_itself_idle_s_after_the_last_start_a
         await asyncio.sleep(0.1)
 
 
+async def test_a_stop_and_an_immediate_start_leave_one_publisher_in_the_room(rig_factory):
+    rig = await rig_factory()
+    rig.uplink.request("north", "start")
+    await rig.published()
+    rig.uplink.request("north", "stop")
+    rig.uplink.request("north", "start")  # a flapping centre: the new publication waits out the gap
+    await rig.published(publications=2)
+    watcher = JanusViewer(rig.janus, ROOM)
+    rig.viewers.append(watcher)
+    publishers = await watcher.publishers()
+    assert list(publishers) == [DISPLAY], publishers
+    await watcher.subscribe(publishers[DISPLAY])
+    await watcher.wait_frames(25, within_s=15)
+
+
 async def test_a_wrong_api_secret_is_reported_and_retried_not_published(rig_factory):
     rig = await rig_factory(secret="not-the-secret-at-all")
     rig.uplink.request("north", "start")

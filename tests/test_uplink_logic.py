@@ -15,7 +15,6 @@ from edgeagent.config import ConfigError, parse_config
 from edgeagent.configfile import check_config
 from edgeagent.uplink.command import MAX_COMMAND_BYTES, parse_action
 from edgeagent.uplink.janus import JanusVideoRoom, _checked
-from edgeagent.uplink.settings import UplinkSection
 from edgeagent.uplink.signaling import SignalingError, SignalingLost
 
 GOOD = {

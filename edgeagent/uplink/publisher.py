@@ -32,6 +32,7 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 20.0
 KEEPALIVE_S = 15.0
 CONNECT_TIMEOUT_S = 15.0
+RESTART_GAP_S = 2.0
 
 
 class UplinkState(enum.StrEnum):
@@ -69,6 +70,7 @@ class UplinkPublisher:
         self.last_recovery_s: float | None = None  # from a lost publication to the next one connected
         self.bytes_before = 0  # payload bytes of the peer connections already closed
         self.packets_before = 0
+        self._stopped_at = float("-inf")
 
     @property
     def running(self) -> bool:
@@ -79,13 +81,22 @@ class UplinkPublisher:
             self.state = UplinkState.CONNECTING
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"uplink-{self.camera}")
 
-    async def stop(self) -> None:
+    def halt(self) -> asyncio.Task[None] | None:
+        """Stop at once (a start right after makes a new publication); the old publication's clean-up goes
+        on in the returned task."""
         task, self._task = self._task, None
+        self.state = UplinkState.STOPPED
+        if task is None or task.done():
+            return None
+        self._stopped_at = time.monotonic()
+        task.cancel()
+        return task
+
+    async def stop(self) -> None:
+        task = self.halt()
         if task is not None:
-            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.state = UplinkState.STOPPED
 
     # -- figures ----------------------------------------------------------------------------------
 
@@ -118,6 +129,9 @@ class UplinkPublisher:
 
     async def _run(self) -> None:
         backoff = BACKOFF_FIRST_S
+        # Stopped and started again at once (a flapping centre, or a stranger on the broker): each
+        # publication costs the media server a session and a handshake, so not more than one per gap.
+        await asyncio.sleep(max(0.0, self._stopped_at + RESTART_GAP_S - time.monotonic()))
         try:
             while True:
                 self.attempts += 1
@@ -132,7 +146,8 @@ class UplinkPublisher:
                 await asyncio.sleep(delay)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
         finally:
-            self.state = UplinkState.STOPPED
+            if self._task is asyncio.current_task():
+                self.state = UplinkState.STOPPED
 
     async def _publish_once(self) -> bool:
         """One publication, until it is lost: whether it ever connected."""
@@ -203,8 +218,8 @@ class UplinkPublisher:
     async def _close(self, signaling: Signaling, pc: RTCPeerConnection, track: CameraTrack) -> None:
         self.bytes_before += track.bytes_sent
         self.packets_before += track.packets_sent
-        self.track = None
-        self.pc = None
+        if self.track is track:  # a stop and a quick start: the next publication may already be under way
+            self.track, self.pc = None, None
         track.stop()
         with contextlib.suppress(Exception):
             await asyncio.shield(signaling.unpublish())

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from edgeagent.config import ConfigError, WebRtcSection, read_secret
 from edgeagent.live.feed import CameraFeed
 from edgeagent.live.ice import rtc_configuration
+from edgeagent.publish.ratelimit import LogThrottle
 from edgeagent.uplink.command import Action, parse_action
 from edgeagent.uplink.janus import JanusVideoRoom
 from edgeagent.uplink.publisher import UplinkPublisher
@@ -53,6 +54,7 @@ class UplinkService:
         }
         self._idle: dict[str, asyncio.TimerHandle] = {}
         self._stopping: set[asyncio.Task[None]] = set()
+        self._log = LogThrottle(period_s=60.0, max_lines=20)  # a stranger on the broker cannot flood the log
 
     def _signaling_for(self, camera: str) -> Callable[[], Signaling]:
         def make() -> Signaling:
@@ -104,18 +106,20 @@ class UplinkService:
         timer = self._idle.pop(camera, None)
         if timer is not None:
             timer.cancel()
-        task = asyncio.get_running_loop().create_task(self.publishers[camera].stop())
-        self._stopping.add(task)
-        task.add_done_callback(self._stopping.discard)
+        stopping = self.publishers[camera].halt()
+        if stopping is not None:
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
 
     def on_command(self, camera: str, payload: bytes) -> None:
         """The MQTT command ``<base>/cameras/<cam>/uplink``; a bad one is logged and ignored."""
         try:
-            status = self.request(camera, parse_action(payload))
+            self.request(camera, parse_action(payload))
         except (ValueError, UplinkRefused) as exc:
-            log.warning("uplink: command for camera %s ignored: %s", camera[:64], exc)
-            return
-        log.info("uplink: camera %s: %s", camera, status["state"])
+            unlogged = self._log.should_log(f"{camera[:64]}/{type(exc).__name__}")
+            if unlogged is not None:
+                more = f" ({unlogged} more since the last line)" if unlogged else ""
+                log.warning("uplink: command for camera %s ignored: %s%s", camera[:64], exc, more)
 
     def status(self, camera: str) -> dict[str, object]:
         return {"camera": camera, "always": camera in self.section.always, **self.publishers[camera].status()}
@@ -125,5 +129,6 @@ class UplinkService:
             timer.cancel()
         self._idle.clear()
         await asyncio.gather(*(p.stop() for p in self.publishers.values()), *self._stopping, return_exceptions=True)
+        self._stopping.clear()
         if self._http is not None:
             await self._http.close()
