@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from edgeagent.config import ConfigError, parse_config
 from edgeagent.configfile import check_config
@@ -114,3 +114,9 @@ async def test_a_janus_event_for_our_own_hangup_ends_the_publication_and_others_
     assert not client.lost.is_set(), "another publisher leaving the room is not our loss"
     client._dispatch({"janus": "hangup", "reason": "DTLS alert"})
     await asyncio.wait_for(client.lost.wait(), 1)
+
+
+def test_the_api_secret_never_reaches_an_error_message() -> None:
+    client = JanusVideoRoom(None, "http://j/janus", 1, "x", SecretStr("s3cret-value"))  # type: ignore[arg-type]
+    text = client._redacted(RuntimeError("GET http://j/janus/1?maxev=10&apisecret=s3cret-value failed"))
+    assert "s3cret-value" not in text and "<api_secret>" in text

@@ -68,8 +68,15 @@ class JanusVideoRoom:
                     raise SignalingError(f"janus: HTTP {response.status} for {body['janus']}")
                 answer = await _json(response)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SignalingLost(f"janus: {body['janus']} failed: {type(exc).__name__}: {exc}") from None
+            raise SignalingLost(f"janus: {body['janus']} failed: {self._redacted(exc)}") from None
         return _checked(answer)
+
+    def _redacted(self, exc: BaseException) -> str:
+        """``exc`` as one line; the long poll's URL carries the api_secret, which must not reach a log."""
+        text = f"{type(exc).__name__}: {exc}"[:300]
+        if self.api_secret is not None and self.api_secret.get_secret_value():
+            text = text.replace(self.api_secret.get_secret_value(), "<api_secret>")
+        return text
 
     async def request(self, request: dict[str, Any], jsep: dict[str, str] | None = None) -> dict[str, Any]:
         """A VideoRoom request; an asynchronous one ("ack") is answered by an event with its transaction."""
@@ -105,7 +112,7 @@ class JanusVideoRoom:
                 async with self.http.get(f"{self.url}/{self.session_id}", params=params, timeout=timeout) as response:
                     answer = await _json(response)
             except (aiohttp.ClientError, TimeoutError, SignalingError) as exc:
-                self._lose(f"long poll failed: {type(exc).__name__}: {exc}")
+                self._lose(f"long poll failed: {self._redacted(exc)}")
                 return
             for event in answer if isinstance(answer, list) else [answer]:
                 self._dispatch(event)
