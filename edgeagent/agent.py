@@ -189,11 +189,11 @@ class Agent:
         on_stop(stack, "live view", live.close)
         return live
 
-    async def _start_uplink(self, stack: contextlib.AsyncExitStack, live: LiveService) -> None:
+    async def _start_uplink(self, stack: contextlib.AsyncExitStack) -> None:
         if self.config.uplink is None:
             return
-        feeds = {name: live.feed(name) for name in self.units}
-        uplink = self.uplink = UplinkService(self.config.uplink, self.config.webrtc, feeds, self.config.agent.id)
+        uplink = UplinkService(self.config.uplink, self.config.webrtc, self.config.agent.id)
+        self.uplink = self.cameras.uplink = uplink  # cameras join as they start, also on a reload
         on_stop(stack, "uplink", uplink.close)
         await uplink.start()
 
@@ -277,7 +277,7 @@ class Agent:
         self.config.agent.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         on_stop(stack, "snapshot executor", lambda: self.executor.shutdown(wait=False, cancel_futures=True))
         live = self._start_live(stack)
-        await self._start_uplink(stack, live)
+        await self._start_uplink(stack)
         await self._start_http(stack, live)
         if self.bridge is not None:
             self.bridge.announce_offline()  # kept until the broker is reached

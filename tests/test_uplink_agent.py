@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import time
 
 import aiohttp
@@ -118,3 +119,38 @@ async def test_an_always_camera_is_published_from_the_start(tmp_path, camera_fac
         await viewer.wait_frames(25, within_s=15)
     finally:
         await viewer.close()
+
+
+async def test_a_reload_ends_a_removed_cameras_publication_and_an_added_camera_can_be_published(
+    tmp_path, camera_factory, agent_factory, janus
+):
+    north, south = camera_factory(gop_s=1), camera_factory(gop_s=1)
+    config = uplink_config(tmp_path, None, north, janus)
+    agent = agent_factory(config)
+    await asyncio.to_thread(agent.wait_log, r"agent cabinet-17 running", 30)
+    headers = {"Authorization": f"Bearer {agent.token}"}
+    viewer = JanusViewer(janus, ROOM)
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.post(f"{agent.http_url}/cameras/north/uplink", json={"action": "start"}, headers=headers):
+                pass
+            await in_room(viewer, True, within_s=20)
+
+            config["cameras"] = {"south": {"url": south.url, "transport": "tcp", "stall_timeout_s": 5}}
+            mark = agent.log_mark()
+            agent.write_config(config)
+            os.kill(agent.pid, signal.SIGHUP)
+            await asyncio.to_thread(agent.wait_log, r"reload: applied in", 30, mark)
+            await in_room(viewer, False, within_s=10)  # north is gone, and so is its publication
+
+            url = f"{agent.http_url}/cameras/south/uplink"
+            async with http.post(url, json={"action": "start"}, headers=headers) as response:
+                assert response.status == 202
+            deadline = time.monotonic() + 20
+            while "cabinet-17/south" not in (found := await viewer.publishers()):
+                assert time.monotonic() < deadline, found
+                await asyncio.sleep(0.2)
+            await viewer.subscribe(found["cabinet-17/south"])
+            await viewer.wait_frames(25, within_s=15)
+        finally:
+            await viewer.close()

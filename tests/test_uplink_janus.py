@@ -109,7 +109,7 @@ async def rig_factory(janus: Janus, tmp_path: Path) -> AsyncIterator[Callable[..
         webrtc = WebRtcSection(host_addresses=[janus.netns.uplink.host_ip])
         live = LiveService(webrtc, {"north": section}, {"north": hub})
         settings = UplinkSection(kind="janus", url=janus.url, room=ROOM, token_file=token, **uplink)
-        service = UplinkService(settings, webrtc, {"north": live.feed("north")}, "cabinet-17")
+        service = UplinkService(settings, webrtc, "cabinet-17", {"north": live.feed("north")})
         rig = Rig(janus, camera, hub, source, live, service)
         rigs.append(rig)
         await service.start()

@@ -90,7 +90,7 @@ async def test_the_whip_client_publishes_through_a_real_whip_server_and_stops_wi
     webrtc = WebRtcSection(host_addresses=[whip.janus.netns.uplink.host_ip])
     live = LiveService(webrtc, {"north": section}, {"north": hub})
     settings = UplinkSection(kind="whip", url=whip.base + "/endpoint/{camera}", token_file=token)
-    uplink = UplinkService(settings, webrtc, {"north": live.feed("north")}, "cabinet-17")
+    uplink = UplinkService(settings, webrtc, "cabinet-17", {"north": live.feed("north")})
     viewer = JanusViewer(whip.janus, ROOM)
     try:
         await uplink.start()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import aiohttp
 from pydantic import SecretStr
 
-from edgeagent.config import ConfigError, WebRtcSection, read_secret
+from edgeagent.config import WebRtcSection, read_secret
 from edgeagent.live.feed import CameraFeed
 from edgeagent.live.ice import rtc_configuration
 from edgeagent.publish.ratelimit import LogThrottle
@@ -36,25 +36,46 @@ class UplinkRefused(Exception):
 
 
 class UplinkService:
+    """Publishers come and go with the cameras (``add_camera``/``remove_camera``, also on a reload)."""
+
     def __init__(
-        self, section: UplinkSection, webrtc: WebRtcSection, feeds: Mapping[str, CameraFeed], agent_id: str
+        self,
+        section: UplinkSection,
+        webrtc: WebRtcSection,
+        agent_id: str,
+        feeds: Mapping[str, CameraFeed] | None = None,
     ) -> None:
-        unknown = sorted(set(section.always) - set(feeds))
-        if unknown:
-            raise ConfigError([f"uplink.always: no such camera {', '.join(unknown)!r}"])
         self.section = section
         self.agent_id = agent_id
         # Read at load with the rest of the configuration; a section built in code reads its file here.
         self._token: SecretStr | None = section.token or read_secret(section.token_file, None, "uplink.token_file")
         self._http: aiohttp.ClientSession | None = None
-        configuration = rtc_configuration(webrtc)
-        self.publishers = {
-            camera: UplinkPublisher(camera, feed, self._signaling_for(camera), configuration, webrtc.host_addresses)
-            for camera, feed in feeds.items()
-        }
+        self._configuration = rtc_configuration(webrtc)
+        self._host_addresses = tuple(webrtc.host_addresses)
+        self.publishers: dict[str, UplinkPublisher] = {}
         self._idle: dict[str, asyncio.TimerHandle] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._log = LogThrottle(period_s=60.0, max_lines=20)  # a stranger on the broker cannot flood the log
+        for camera, feed in (feeds or {}).items():
+            self.add_camera(camera, feed)
+
+    def add_camera(self, camera: str, feed: CameraFeed) -> None:
+        """A camera that started: it can be published (at once when it is one of ``always``)."""
+        publisher = UplinkPublisher(
+            camera, feed, self._signaling_for(camera), self._configuration, self._host_addresses
+        )
+        self.publishers[camera] = publisher
+        if self._http is not None and camera in self.section.always:
+            publisher.start()
+
+    async def remove_camera(self, camera: str) -> None:
+        """A camera that stops (removed or changed by a reload): its publication ends before its feed."""
+        timer = self._idle.pop(camera, None)
+        if timer is not None:
+            timer.cancel()
+        publisher = self.publishers.pop(camera, None)
+        if publisher is not None:
+            await publisher.stop()
 
     def _signaling_for(self, camera: str) -> Callable[[], Signaling]:
         def make() -> Signaling:
@@ -71,7 +92,8 @@ class UplinkService:
     async def start(self) -> None:
         self._http = aiohttp.ClientSession()
         for camera in self.section.always:
-            self.publishers[camera].start()
+            if camera in self.publishers:
+                self.publishers[camera].start()
         if self.section.always:
             log.info("uplink: publishing %s always", ", ".join(self.section.always))
 
@@ -106,7 +128,8 @@ class UplinkService:
         timer = self._idle.pop(camera, None)
         if timer is not None:
             timer.cancel()
-        stopping = self.publishers[camera].halt()
+        publisher = self.publishers.get(camera)
+        stopping = publisher.halt() if publisher is not None else None
         if stopping is not None:
             self._stopping.add(stopping)
             stopping.add_done_callback(self._stopping.discard)
