@@ -40,6 +40,8 @@ from edgeagent.publish.http import load_or_create_token, make_app, ssl_context
 from edgeagent.publish.mqtt import MqttPublisher
 from edgeagent.publish.mqtt_bridge import MqttBridge
 from edgeagent.unit import CameraUnit, build_unit
+from edgeagent.uplink.routes import add_routes as add_uplink_routes
+from edgeagent.uplink.service import UplinkService
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ class Agent:
         self.commands = CommandLimits(max_offers_in_flight=min(4, config.webrtc.max_viewers_total))
         self.snapshot_requests = SnapshotCoalescer(self._requested_snapshot)
         self._health_task: asyncio.Task[None] | None = None
+        self.uplink: UplinkService | None = None
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
 
@@ -176,6 +179,8 @@ class Agent:
         bridge.on_command(topics.RESTART, self._on_restart)
         if self.live is not None:
             bridge.on_command(topics.WEBRTC_OFFER, self._on_offer, answers_unknown=True)
+        if self.uplink is not None:
+            bridge.on_command(topics.UPLINK, self.uplink.on_command)
 
     # -- lifetime ---------------------------------------------------------------------------------
 
@@ -183,6 +188,14 @@ class Agent:
         live = self.live = self.cameras.live = LiveService(self.config.webrtc, {}, {})  # cameras join as they start
         on_stop(stack, "live view", live.close)
         return live
+
+    async def _start_uplink(self, stack: contextlib.AsyncExitStack) -> None:
+        if self.config.uplink is None:
+            return
+        uplink = UplinkService(self.config.uplink, self.config.webrtc, self.config.agent.id)
+        self.uplink = self.cameras.uplink = uplink  # cameras join as they start, also on a reload
+        on_stop(stack, "uplink", uplink.close)
+        await uplink.start()
 
     def http_app(self, token: SecretStr, live: LiveService | None) -> web.Application:
         """The HTTP side, every route on the same health records as MQTT (in-process tests build this)."""
@@ -207,6 +220,8 @@ class Agent:
         )
         if live is not None:
             add_whep_routes(app, live)
+        if self.uplink is not None:
+            add_uplink_routes(app, self.uplink)
         return app
 
     async def _start_http(self, stack: contextlib.AsyncExitStack, live: LiveService) -> None:
@@ -262,6 +277,7 @@ class Agent:
         self.config.agent.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         on_stop(stack, "snapshot executor", lambda: self.executor.shutdown(wait=False, cancel_futures=True))
         live = self._start_live(stack)
+        await self._start_uplink(stack)
         await self._start_http(stack, live)
         if self.bridge is not None:
             self.bridge.announce_offline()  # kept until the broker is reached

@@ -16,6 +16,7 @@ from edgeagent import loops
 from edgeagent.camera.source import CameraSource
 from edgeagent.live.service import LiveService
 from edgeagent.unit import CameraUnit
+from edgeagent.uplink.service import UplinkService
 
 
 class CameraUnits:
@@ -27,6 +28,7 @@ class CameraUnits:
     ) -> None:
         self.units: dict[str, CameraUnit] = {}
         self.live: LiveService | None = None  # set once the live view runs
+        self.uplink: UplinkService | None = None  # set once the uplink runs (after the live view)
         self._tasks = tasks
         self._on_state_change = on_state_change
         self._publish_snapshot = publish_snapshot
@@ -37,6 +39,8 @@ class CameraUnits:
         self.units[unit.name] = unit
         if self.live is not None:
             self.live.add_camera(unit.name, unit.camera.section, unit.camera.hub)
+            if self.uplink is not None:
+                self.uplink.add_camera(unit.name, self.live.feed(unit.name))
         unit.camera.source.on_state_change(self._on_state_change)
         unit.camera.start()
         interval = unit.camera.section.snapshot.interval_s
@@ -54,6 +58,8 @@ class CameraUnits:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if self.uplink is not None:
+            await self.uplink.remove_camera(name)  # before its feed goes
         if self.live is not None:
             await self.live.remove_camera(name, reason)
         await unit.camera.stop(join_s)

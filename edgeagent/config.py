@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from edgeagent.secretfile import SecretProblem, read_secret_env, read_secret_file
+from edgeagent.uplink.settings import UplinkSection
 from edgeagent.urls import check_host_name, redact_url, refuse_credentials, url_with_password
 
 __all__ = ["redact_url", "url_with_password"]  # kept here for older callers; they live in edgeagent.urls
@@ -304,7 +305,17 @@ class Config(Strict):
     cameras: dict[Annotated[str, Field(pattern=NAME_PATTERN)], CameraSection] = Field(
         default={}, max_length=256, description="by name", json_schema_extra={"x-example-key": "north"}
     )
+    uplink: UplinkSection | None = Field(
+        default=None, description="optional: watched cameras go once to the centre's media server, which fans out"
+    )
     _secrets_resolved: bool = PrivateAttr(False)
+
+    @model_validator(mode="after")
+    def _uplink_cameras(self) -> Config:
+        unknown = sorted(set(self.uplink.always) - set(self.cameras)) if self.uplink else []
+        if unknown:
+            raise ValueError(f"uplink.always names no such camera: {', '.join(unknown)}")
+        return self
 
     @property
     def secrets_resolved(self) -> bool:

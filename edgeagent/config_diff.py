@@ -59,7 +59,7 @@ def _section_fields(name: str, old: BaseModel | None, new: BaseModel | None) -> 
 
 
 def compare(old: Config, new: Config) -> ConfigChanges:
-    sections = ("agent", "mqtt", "http", "webrtc")
+    sections = ("agent", "mqtt", "http", "webrtc", "uplink")
     differing = [f for s in sections for f in _section_fields(s, getattr(old, s), getattr(new, s))]
     live = tuple(f for f in differing if f in LIVE_FIELDS)
     restart = tuple(f"{f} changed: {RESTART_NOTE}" for f in differing if f not in LIVE_FIELDS)

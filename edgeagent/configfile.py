@@ -148,6 +148,8 @@ def _resolve_secrets(config: Config, problems: list[str], warnings: list[str]) -
     for index, server in enumerate(config.webrtc.ice_servers):
         field = f"webrtc.ice_servers.{index}.credential_file"
         server._credential = _secret(server.credential_file, None, field, problems, warnings)
+    if config.uplink is not None and config.uplink.token_file is not None:
+        config.uplink._token = _secret(config.uplink.token_file, None, "uplink.token_file", problems, warnings)
     config._secrets_resolved = not problems
 
 

@@ -12,6 +12,7 @@ PACKAGES=(
   mosquitto mosquitto-clients
   ffmpeg chromium chromium-driver
   openssl ca-certificates systemd
+  janus iproute2
 )
 
 missing=()
@@ -50,7 +51,10 @@ if ((${#missing[@]})); then
       "${SUDO[@]}" update-rc.d mosquitto disable >/dev/null 2>&1 || true
     fi
   fi
+  # Janus likewise: the uplink tests run their own, in a network namespace.
+  if [[ -d /run/systemd/system ]]; then "${SUDO[@]}" systemctl disable --now janus.service >/dev/null 2>&1 || true; fi
 fi
+scripts/setup-whip-server.sh
 
 # The project's venv (the simulator runs on Debian's /usr/bin/python3 with python3-gi, not in the venv).
 stamp=.venv/.edgeagent-installed

@@ -36,6 +36,7 @@ from tests.support import (  # noqa: E402
 from tests.support import agent as _agent  # noqa: E402
 from tests.support.browser import chromium  # noqa: E402
 from tests.support.classify import starts_processes  # noqa: E402
+from tests.support.janus import janus, netns  # noqa: E402, F401 - fixtures: Janus in a network namespace
 from tests.support.process import ManagedProcess  # noqa: E402
 
 # What starts a process, besides the subprocess module itself (see tests/support/classify.py).

@@ -271,7 +271,8 @@ def test_config_schema_command_prints_the_json_schema() -> None:
     result = subprocess.run([sys.executable, "-m", "edgeagent", "config-schema"], capture_output=True, text=True,
                             timeout=60)
     schema = json.loads(result.stdout)
-    assert result.returncode == 0 and set(schema["properties"]) == {"agent", "mqtt", "http", "webrtc", "cameras"}
+    sections = {"agent", "mqtt", "http", "webrtc", "cameras", "uplink"}
+    assert result.returncode == 0 and set(schema["properties"]) == sections
     camera = schema["$defs"]["CameraSection"]
     assert camera["additionalProperties"] is False
     assert "never holds a password" in camera["properties"]["url"]["description"]

@@ -224,6 +224,10 @@ class LiveService:
 
     # -- figures ----------------------------------------------------------------------------------
 
+    def feed(self, camera: str) -> CameraFeed:
+        """The camera's feed, for other senders of its live picture (the uplink to the centre)."""
+        return self._feeds[camera]
+
     def sessions(self, camera: str | None = None) -> list[LiveSession]:
         return [s for s in self._sessions.values() if camera is None or s.camera == camera]
 

@@ -45,9 +45,10 @@ WEBRTC_ANSWER = Topic("webrtc/{session}/answer", False, 1, '`{"sdp"}` or `{"erro
 SNAPSHOT_REQUEST = Command("snapshot/request", "any payload: publish a snapshot now")
 RESTART = Command("restart", "any payload: drop the camera connection and reconnect")
 WEBRTC_OFFER = Command("webrtc/offer", '`{"session_id", "sdp"}`: start a live view through the broker')
+UPLINK = Command("uplink", '`{"action": "start"|"stop"}`: publish the camera to the centre\'s media server, or stop')
 
 TOPICS = (AVAILABILITY, AGENT_HEALTH, CAMERA_STATUS, CAMERA_HEALTH, CAMERA_SNAPSHOT, WEBRTC_ANSWER)
-COMMANDS = (SNAPSHOT_REQUEST, RESTART, WEBRTC_OFFER)
+COMMANDS = (SNAPSHOT_REQUEST, RESTART, WEBRTC_OFFER, UPLINK)
 TOPIC_LOG_CHARS = 200  # a stranger's topic is logged at most this long
 
 
