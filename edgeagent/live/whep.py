@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from edgeagent.http_body import read_bounded
 from edgeagent.live.errors import LiveError
 from edgeagent.live.offer import MAX_SDP_BYTES
 from edgeagent.live.service import LiveService
@@ -30,7 +31,7 @@ async def post_offer(request: web.Request) -> web.Response:
         return _refusal(415, f"the offer must be sent as {SDP}")
     if request.content_length is not None and request.content_length > MAX_SDP_BYTES:
         return _refusal(413, f"offer is larger than {MAX_SDP_BYTES} bytes")
-    body = await request.content.read(MAX_SDP_BYTES + 1)
+    body = await read_bounded(request.content, MAX_SDP_BYTES)
     if len(body) > MAX_SDP_BYTES:
         return _refusal(413, f"offer is larger than {MAX_SDP_BYTES} bytes")
     try:

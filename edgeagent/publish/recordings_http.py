@@ -21,6 +21,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from edgeagent.http_body import read_bounded
 from edgeagent.publish.signed_urls import SignedUrls
 from edgeagent.publish.thread_stream import StreamCounts, one_line, stream_from_thread
 from edgeagent.record.clip import ClipError, ClipSettings, plan_clip, write_clip
@@ -118,7 +119,7 @@ class RecordingRoutes:
     async def _body(self, request: web.Request) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise Refused(f"body is larger than {MAX_BODY_BYTES} bytes", status=413)
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        raw = await read_bounded(request.content, MAX_BODY_BYTES)
         if len(raw) > MAX_BODY_BYTES:
             raise Refused(f"body is larger than {MAX_BODY_BYTES} bytes", status=413)
         try:

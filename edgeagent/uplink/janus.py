@@ -20,7 +20,8 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from edgeagent.uplink.signaling import SignalingError, SignalingLost, read_bounded
+from edgeagent.http_body import read_bounded
+from edgeagent.uplink.signaling import SignalingError, SignalingLost
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from edgeagent.http_body import read_bounded
 from edgeagent.uplink.command import MAX_COMMAND_BYTES, parse_action
 from edgeagent.uplink.service import UplinkRefused, UplinkService
-from edgeagent.uplink.signaling import read_bounded
 
 UPLINK_KEY = web.AppKey("uplink", UplinkService)
 

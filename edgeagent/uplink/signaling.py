@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-import aiohttp
-
 
 class SignalingError(Exception):
     """The media server refused or did not answer; the message is one line, without secrets."""
@@ -30,15 +28,3 @@ class Signaling(Protocol):
     async def keepalive(self) -> None: ...
 
     async def unpublish(self) -> None: ...
-
-
-async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
-    """The whole body, or at most ``limit + 1`` bytes of it (the caller refuses those): ``read(n)`` alone
-    returns whatever has arrived, which may be part of the body."""
-    body = bytearray()
-    while len(body) <= limit:
-        chunk = await stream.read(limit + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return bytes(body)

@@ -16,7 +16,8 @@ from urllib.parse import urljoin
 import aiohttp
 from pydantic import SecretStr
 
-from edgeagent.uplink.signaling import SignalingError, SignalingLost, read_bounded
+from edgeagent.http_body import read_bounded
+from edgeagent.uplink.signaling import SignalingError, SignalingLost
 
 log = logging.getLogger(__name__)
 
