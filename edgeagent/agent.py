@@ -25,6 +25,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from edgeagent import loops, reload, systemd
+from edgeagent.alarms import Alarms
 from edgeagent.camera.source import CameraSource
 from edgeagent.camera_units import CameraUnits
 from edgeagent.config import Config
@@ -33,7 +34,7 @@ from edgeagent.health import AgentHealthMonitor, CameraHealth, camera_health, ca
 from edgeagent.live.service import LiveService
 from edgeagent.live.signaling import handle_mqtt_offer
 from edgeagent.live.whep import add_routes as add_whep_routes
-from edgeagent.publish import descriptors, http_limits, http_log_filter, metrics, topics
+from edgeagent.publish import alarms_http, descriptors, http_limits, http_log_filter, metrics, topics
 from edgeagent.publish.auth_guard import AuthGuard
 from edgeagent.publish.command_limits import CommandLimits, SnapshotCoalescer
 from edgeagent.publish.http import load_or_create_token, make_app, ssl_context
@@ -70,7 +71,9 @@ class Agent:
         # Keyframe decodes for snapshots: bounded, so many cameras cannot take every core at once.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
         self.tasks = loops.BackgroundTasks()
-        self.cameras = CameraUnits(self.tasks, self._publish_camera_state, self._publish_snapshot)
+        self.cameras = CameraUnits(
+            self.tasks, self._publish_camera_state, self._publish_snapshot, lambda unit: self.alarms.refresh(unit)
+        )
         self.units = self.cameras.units  # the cameras of the moment: started in _start_cameras
         for name, section in config.cameras.items():
             self.units[name] = build_unit(name, section, self.credentials.camera_passwords[name], self.executor)
@@ -79,6 +82,7 @@ class Agent:
         if config.mqtt is not None:
             self.mqtt = MqttPublisher(config.mqtt, self.credentials.mqtt_password, config.agent.id)
             self.bridge = MqttBridge(self.mqtt, self.units)
+        self.alarms = Alarms(self.bridge.publish_alarms if self.bridge is not None else None)
         self.monitor = AgentHealthMonitor(config.agent.state_dir)
         self.live: LiveService | None = None
         # Descriptors: the soft limit raised to the hard one; HTTP gets a share that leaves the reserve.
@@ -133,6 +137,7 @@ class Agent:
         unit = self.units.get(source.name)
         if unit is None or unit.camera.source is not source:  # a source stopping after a reload replaced it
             return
+        self.alarms.refresh(unit)
         if self.bridge is not None:
             self.bridge.publish_camera(source.name, self.camera_health(source.name))
 
@@ -158,6 +163,11 @@ class Agent:
         if unit is not None:
             await self._publish_snapshot(unit)
 
+    def _on_alarms_reset(self, camera: str, payload: bytes) -> None:
+        unit = self.units.get(camera)
+        if unit is not None:
+            self.alarms.reset(unit, "MQTT command")
+
     def _on_restart(self, camera: str, payload: bytes) -> None:
         unit = self.units.get(camera)
         if unit is not None and self.commands.allow_restart(camera):
@@ -177,6 +187,7 @@ class Agent:
     def _route_commands(self, bridge: MqttBridge) -> None:
         bridge.on_command(topics.SNAPSHOT_REQUEST, self._on_snapshot_request)
         bridge.on_command(topics.RESTART, self._on_restart)
+        bridge.on_command(topics.ALARMS_RESET, self._on_alarms_reset)
         if self.live is not None:
             bridge.on_command(topics.WEBRTC_OFFER, self._on_offer, answers_unknown=True)
         if self.uplink is not None:
@@ -218,6 +229,7 @@ class Agent:
             connections=self.connections,
             auth=self.auth,
         )
+        alarms_http.add_routes(app, self.alarms.reset)
         if live is not None:
             add_whep_routes(app, live)
         if self.uplink is not None:

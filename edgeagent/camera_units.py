@@ -25,6 +25,7 @@ class CameraUnits:
         tasks: loops.BackgroundTasks,
         on_state_change: Callable[[CameraSource], None],
         publish_snapshot: Callable[[CameraUnit], Awaitable[bool]],
+        refresh_alarms: Callable[[CameraUnit], None],
     ) -> None:
         self.units: dict[str, CameraUnit] = {}
         self.live: LiveService | None = None  # set once the live view runs
@@ -32,21 +33,27 @@ class CameraUnits:
         self._tasks = tasks
         self._on_state_change = on_state_change
         self._publish_snapshot = publish_snapshot
+        self._refresh_alarms = refresh_alarms
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
+        self._picture_tasks: dict[str, asyncio.Task[None]] = {}
 
     def start(self, unit: CameraUnit) -> None:
-        """Everything one camera takes part in: the state it publishes, live view, ingest, snapshots."""
+        """Everything one camera takes part in: the state it publishes, live view, ingest, snapshots,
+        picture checks and alarms."""
         self.units[unit.name] = unit
         if self.live is not None:
             self.live.add_camera(unit.name, unit.camera.section, unit.camera.hub)
             if self.uplink is not None:
                 self.uplink.add_camera(unit.name, self.live.feed(unit.name))
         unit.camera.source.on_state_change(self._on_state_change)
+        self._refresh_alarms(unit)  # offline until the camera is online
         unit.camera.start()
         interval = unit.camera.section.snapshot.interval_s
         publish = functools.partial(self._publish_snapshot, unit)
         task = self._tasks.spawn(loops.snapshots(interval, publish, unit.name), f"snapshots-{unit.name}")
         self._snapshot_tasks[unit.name] = task
+        checked = functools.partial(self._refresh_alarms, unit)
+        self._picture_tasks[unit.name] = self._tasks.spawn(loops.picture_checks(unit, checked), f"picture-{unit.name}")
 
     async def stop(self, name: str, join_s: float, reason: str = "camera reconfigured") -> CameraUnit | None:
         """The reverse of ``start``: nothing of the camera keeps running, and nobody finds it any more
@@ -54,10 +61,10 @@ class CameraUnits:
         unit = self.units.pop(name, None)
         if unit is None:
             return None
-        task = self._snapshot_tasks.pop(name, None)
-        if task is not None:
+        tasks = [task for task in (self._snapshot_tasks.pop(name, None), self._picture_tasks.pop(name, None)) if task]
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.uplink is not None:
             await self.uplink.remove_camera(name)  # before its feed goes
         if self.live is not None:

@@ -37,6 +37,17 @@ class SnapshotCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class PictureReport:
+    """The camera's alarms (as on its alarms topic) with the picture checks' latest figures."""
+
+    active: list[str]  # offline first, then frozen, blank, blurred, moved
+    since: dict[str, str]  # alarm -> RFC 3339
+    measures: dict[str, float | None] | None  # the last keyframe's figures (PictureMeasures), rounded
+    checks: int  # keyframes checked
+    check_seconds_total: float = field(metadata=_digits(4))
+
+
+@dataclass(frozen=True, slots=True)
 class CameraHealth:
     state: str
     url: str
@@ -58,6 +69,7 @@ class CameraHealth:
     retry_in_s: float | None = field(metadata=_digits(2))
     waiting_for: str | None  # what the source waits for while offline: the camera to accept, or a retry
     snapshots: SnapshotCounts
+    picture: PictureReport
     live: LiveStats | None = field(metadata={"omit_none": True})  # only with the live view on
     online: bool = field(metadata=INTERNAL)
     status: str = field(metadata=INTERNAL)  # "online" / "offline", the status topic's payload
@@ -136,11 +148,27 @@ def camera_health(unit: CameraUnit, live: LiveStats | None = None) -> CameraHeal
         retry_in_s=max(0.0, source.retry_at - now) if source.retry_at and not online else None,
         waiting_for=None if online else source.waiting_for,
         snapshots=SnapshotCounts(unit.snapshotter.made, unit.snapshotter.failures),
+        picture=picture_report(unit),
         live=live,
         online=online,
         status=camera.status,
         packets_total=hub.packets_total,
         bytes_total=hub.bytes_total,
+    )
+
+
+def picture_report(unit: CameraUnit) -> PictureReport:
+    watch, document = unit.snapshotter.picture, unit.alarms.document
+    measures = None
+    if watch.measures is not None:
+        figures = {item.name: getattr(watch.measures, item.name) for item in fields(watch.measures)}
+        measures = {name: None if value is None else round(value, 4) for name, value in figures.items()}
+    return PictureReport(
+        active=list(document["active"]),
+        since=dict(document["since"]),
+        measures=measures,
+        checks=watch.checks,
+        check_seconds_total=watch.seconds_total,
     )
 
 

@@ -13,10 +13,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from edgeagent import systemd
+from edgeagent.unit import CameraUnit
 
 log = logging.getLogger(__name__)
 
 FIRST_PICTURE_RETRY_S = 0.5
+PICTURE_QUEUE_PACKETS = 64  # about 2.5 s of packets at 25 fps while a keyframe is checked
 
 
 class BackgroundTasks:
@@ -61,6 +63,24 @@ async def snapshots(interval_s: float, publish: Callable[[], Awaitable[bool]], c
         except Exception:
             log.exception("camera %s: snapshot failed", camera)
         await asyncio.sleep(interval_s if published else FIRST_PICTURE_RETRY_S)
+
+
+async def picture_checks(unit: CameraUnit, checked: Callable[[], None]) -> None:
+    """Every keyframe decoded for the picture checks, then ``checked()``: an alarm is raised within a few
+    keyframes, not a few snapshot intervals. The decode is the snapshot's own (``Snapshotter`` keeps the
+    picture of the latest keyframe), so the periodic snapshots cost nothing more."""
+    subscription = unit.camera.hub.subscribe("picture", maxsize=PICTURE_QUEUE_PACKETS, from_gop=False)
+    try:
+        while (packet := await subscription.get()) is not None:
+            if not packet.keyframe:
+                continue
+            try:
+                await unit.snapshotter.snapshot()
+            except Exception:
+                log.exception("camera %s: picture check failed", unit.name)
+            checked()
+    finally:
+        subscription.close()
 
 
 async def watchdog(interval_s: float, problem: Callable[[], str | None] = lambda: None) -> None:

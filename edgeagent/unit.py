@@ -8,12 +8,13 @@ place a camera starts and stops, at start, at stop and on a configuration reload
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
 from edgeagent.camera.camera import Camera
 from edgeagent.config import CameraSection
+from edgeagent.media.picture import CameraAlarms
 from edgeagent.media.snapshot import Snapshotter
 
 
@@ -21,6 +22,11 @@ from edgeagent.media.snapshot import Snapshotter
 class CameraUnit:
     camera: Camera
     snapshotter: Snapshotter
+    alarms: CameraAlarms = field(default_factory=CameraAlarms)  # offline and picture alarms, as published
+
+    def update_alarms(self) -> bool:
+        """Take the camera's current state and picture health; True when the alarms document changed."""
+        return self.alarms.update(self.camera.online, self.snapshotter.picture.health)
 
     @property
     def name(self) -> str:

@@ -25,7 +25,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CAMERA_HEALTH_KEYS = [
     "state", "url", "transport", "codec", "width", "height", "fps", "bitrate_kbps", "gop_s", "last_packet_age_s",
     "reconnects_last_hour", "stalls_last_hour", "reconnects_total", "stalls_total", "drops", "last_error",
-    "failures_in_row", "retry_in_s", "waiting_for", "snapshots", "live",
+    "failures_in_row", "retry_in_s", "waiting_for", "snapshots", "picture", "live",
 ]
 LIVE_KEYS = [
     "viewers", "viewers_connected", "bytes_sent", "packets_sent", "packets_dropped", "keyframe_requests",

@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edgeagent.health import CameraHealth
+from edgeagent.media.picture import ALARMS
 
 # What the live-view service reports per camera, as (LiveStats field, metric name, help, kind).
 LIVE_METRICS = (
@@ -62,6 +63,13 @@ class AgentCollector(Collector):
         reconnects = CounterMetricFamily("edgeagent_camera_reconnects", "Reconnections", labels=labels)
         stalls = CounterMetricFamily("edgeagent_camera_stalls", "Silent streams detected", labels=labels)
         snapshots = CounterMetricFamily("edgeagent_snapshots", "Snapshots made", labels=labels)
+        alarm = GaugeMetricFamily(
+            "edgeagent_camera_alarm", "1 while the alarm is active (offline, picture)", labels=["camera", "alarm"]
+        )
+        checks = CounterMetricFamily("edgeagent_picture_checks", "Keyframes checked for picture health", labels=labels)
+        check_seconds = CounterMetricFamily(
+            "edgeagent_picture_check_seconds", "Time spent in the picture checks", labels=labels
+        )
         drops = CounterMetricFamily(
             "edgeagent_consumer_dropped_packets",
             "Packets a slow consumer lost",
@@ -82,6 +90,10 @@ class AgentCollector(Collector):
             reconnects.add_metric([name], health.reconnects_total)
             stalls.add_metric([name], health.stalls_total)
             snapshots.add_metric([name], health.snapshots.made)
+            for alarm_name in ALARMS:
+                alarm.add_metric([name, alarm_name], 1.0 if alarm_name in health.picture.active else 0.0)
+            checks.add_metric([name], health.picture.checks)
+            check_seconds.add_metric([name], health.picture.check_seconds_total)
             for consumer, count in health.drops.items():
                 drops.add_metric([name, consumer], count)
             if health.live is not None:
@@ -90,6 +102,7 @@ class AgentCollector(Collector):
                     if value is not None:
                         family.add_metric([name], float(value))
         yield from (up, fps, bitrate, age, packets, received, reconnects, stalls, snapshots, drops)
+        yield from (alarm, checks, check_seconds)
         if self.live:
             yield from live.values()
         if self.mqtt_connected is not None:

@@ -72,6 +72,9 @@ class MqttBridge:
     def publish_snapshot(self, camera: str, jpeg: bytes) -> None:
         self.set_camera_state(topics.CAMERA_SNAPSHOT, camera, jpeg)
 
+    def publish_alarms(self, camera: str, document: dict[str, Any]) -> None:
+        self.set_camera_state(topics.CAMERA_ALARMS, camera, _json(document))
+
     def publish_answer(self, session_id: str, body: bytes) -> None:
         """A one-off answer on the session's own topic (dropped when not connected, like any reply)."""
         topic = topics.WEBRTC_ANSWER

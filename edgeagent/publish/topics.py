@@ -40,15 +40,25 @@ CAMERA_HEALTH = Topic(
     "cameras/{camera}/health", False, 0, "JSON on every change of state and every `health_interval_s` (CameraHealth)"
 )
 CAMERA_SNAPSHOT = Topic("cameras/{camera}/snapshot", True, 0, "JPEG bytes, every `snapshot.interval_s` and on request")
+CAMERA_ALARMS = Topic(
+    "cameras/{camera}/alarms",
+    True,
+    1,
+    '`{"active": [names], "since": {name: RFC 3339}}` on every change; names of `offline`, `frozen`, `blank`, '
+    "`blurred`, `moved`",
+)
 WEBRTC_ANSWER = Topic("webrtc/{session}/answer", False, 1, '`{"sdp"}` or `{"error"}`')
 
 SNAPSHOT_REQUEST = Command("snapshot/request", "any payload: publish a snapshot now")
 RESTART = Command("restart", "any payload: drop the camera connection and reconnect")
+ALARMS_RESET = Command(
+    "alarms/reset", "any payload: learn the reference view and sharpness again (after a deliberate re-aim)"
+)
 WEBRTC_OFFER = Command("webrtc/offer", '`{"session_id", "sdp"}`: start a live view through the broker')
 UPLINK = Command("uplink", '`{"action": "start"|"stop"}`: publish the camera to the centre\'s media server, or stop')
 
-TOPICS = (AVAILABILITY, AGENT_HEALTH, CAMERA_STATUS, CAMERA_HEALTH, CAMERA_SNAPSHOT, WEBRTC_ANSWER)
-COMMANDS = (SNAPSHOT_REQUEST, RESTART, WEBRTC_OFFER, UPLINK)
+TOPICS = (AVAILABILITY, AGENT_HEALTH, CAMERA_STATUS, CAMERA_HEALTH, CAMERA_SNAPSHOT, CAMERA_ALARMS, WEBRTC_ANSWER)
+COMMANDS = (SNAPSHOT_REQUEST, RESTART, ALARMS_RESET, WEBRTC_OFFER, UPLINK)
 TOPIC_LOG_CHARS = 200  # a stranger's topic is logged at most this long
 
 

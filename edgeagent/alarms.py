@@ -1,0 +1,53 @@
+"""The cameras' alarms in the running agent: kept up to date, published when they change, reset on command.
+
+A camera's alarms document (``offline`` and the picture alarms, see edgeagent/media/picture.py) is taken
+again after every keyframe checked and on every change of the camera's state; it is published on
+``<base>/cameras/<cam>/alarms`` only when it changed. A reset (MQTT command or HTTP) makes the picture
+checks forget the learned reference view and sharpness, at most once per ``RESET_MIN_INTERVAL_S`` a
+camera: a reset costs the checks five keyframes of learning, and anyone who can send it could otherwise
+keep ``moved`` and ``blurred`` from ever being raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edgeagent.unit import CameraUnit
+
+log = logging.getLogger(__name__)
+
+RESET_MIN_INTERVAL_S = 5.0
+
+# publish(camera, alarms document)
+AlarmsPublish = Callable[[str, dict[str, Any]], None]
+
+
+class Alarms:
+    def __init__(self, publish: AlarmsPublish | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.publish = publish
+        self.clock = clock
+        self._last_reset: dict[str, float] = {}
+
+    def refresh(self, unit: CameraUnit) -> None:
+        """Take the camera's current state; publish its alarms when they changed."""
+        if unit.update_alarms() and self.publish is not None:
+            self.publish(unit.name, unit.alarms.document)
+
+    def reset(self, unit: CameraUnit, by: str) -> float:
+        """Forget the camera's learned view and republish its alarms; 0.0 when done, else the seconds to
+        wait before the camera's next reset is taken."""
+        now = self.clock()
+        last = self._last_reset.get(unit.name)
+        if last is not None and now - last < RESET_MIN_INTERVAL_S:
+            log.debug("camera %s: picture reference reset (%s) ignored: too soon after the last", unit.name, by)
+            return RESET_MIN_INTERVAL_S - (now - last)
+        self._last_reset[unit.name] = now
+        unit.snapshotter.picture.reset()
+        unit.update_alarms()
+        if self.publish is not None:
+            self.publish(unit.name, unit.alarms.document)  # also when unchanged: the reset is acknowledged
+        log.info("camera %s: picture reference reset (%s)", unit.name, by)
+        return 0.0
