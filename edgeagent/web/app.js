@@ -63,6 +63,30 @@ function describeHealth(health) {
   return parts.join(' · ');
 }
 
+// Alarm names as the agent publishes them (edgeagent.media.picture.ALARMS), in the operator's words.
+const ALARM_LABELS = {
+  offline: 'Offline',
+  frozen: 'Picture frozen',
+  blank: 'Picture blank',
+  blurred: 'Out of focus',
+  moved: 'View moved',
+};
+
+function formatSince(text) {
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) return '';
+  const today = new Date().toDateString() === date.toDateString();
+  return today ? formatTime(date) : `${date.toLocaleDateString()} ${formatTime(date)}`;
+}
+
+function describeAlarms(picture) {
+  const active = (picture && picture.active) || [];
+  return active.map((name) => {
+    const since = formatSince((picture.since || {})[name] || '');
+    return `${ALARM_LABELS[name] || name}${since ? ' since ' + since : ''}`;
+  }).join(' · ');
+}
+
 // -- one live view ----------------------------------------------------------------------------------
 
 // States: connecting → live ⇄ waiting (no picture: camera rebooting) → reconnecting → connecting ...
@@ -266,6 +290,8 @@ class CameraCard {
     this.watchButton.addEventListener('click', () => this.toggle());
     $('.media-button', this.root).addEventListener('click', () => this.toggle());
     this.fullscreenButton.addEventListener('click', () => this.fullscreen());
+    this.resetButton = $('.reset-view', this.root);
+    this.resetButton.addEventListener('click', () => this.resetView());
     this.playback = typeof Playback === 'function' ? new Playback(this) : null;  // playback.js
     this.render();
   }
@@ -303,6 +329,22 @@ class CameraCard {
     this.render();
     this.refreshSnapshot().catch(() => {});
     updateStopAll();
+  }
+
+  async resetView() {
+    this.resetButton.disabled = true;
+    try {
+      const response = await fetch(`/cameras/${encodeURIComponent(this.name)}/alarms/reset`,
+                                   {method: 'POST', headers: api.headers()});
+      if (response.status === 401) { signOut('Your token is no longer accepted. Sign in again.'); return; }
+      if (response.status === 429) this.setMessage('Reset a moment ago: try again in a few seconds', 'warn');
+      else if (!response.ok) this.setMessage(`Reset refused: ${(await response.text()).trim()}`, 'bad');
+      else this.setMessage('Learning the camera\'s view again…');
+    } catch (error) {
+      this.setMessage(`Reset failed (${error.message || error})`, 'bad');
+    } finally {
+      this.resetButton.disabled = false;
+    }
   }
 
   fullscreen() {
@@ -352,6 +394,14 @@ class CameraCard {
     root.dataset.status = this.status;
     const labels = {online: 'Online', offline: 'Offline', unknown: '…'};
     $('.status-text', root).textContent = labels[this.status] || this.status;
+    const picture = this.health && this.health.picture;
+    const active = (picture && picture.active) || [];
+    const alarms = $('.alarms', root);
+    root.dataset.alarms = active.length ? 'yes' : 'no';
+    alarms.hidden = !active.length;
+    const text = describeAlarms(picture);
+    if (alarms.textContent !== text) alarms.textContent = text;
+    this.resetButton.hidden = !active.some((name) => name === 'moved' || name === 'blurred');
     $('.meta', root).textContent = this.status === 'offline'
       ? (this.health && this.health.last_error ? `Offline: ${this.health.last_error}` : 'Offline')
       : describeHealth(this.health);
