@@ -5,7 +5,8 @@ again after every keyframe checked and on every change of the camera's state; it
 ``<base>/cameras/<cam>/alarms`` only when it changed. A reset (MQTT command or HTTP) makes the picture
 checks forget the learned reference view and sharpness, at most once per ``RESET_MIN_INTERVAL_S`` a
 camera: a reset costs the checks five keyframes of learning, and anyone who can send it could otherwise
-keep ``moved`` and ``blurred`` from ever being raised.
+keep ``moved`` and ``blurred`` from ever being raised. A refused reset is logged at most once a minute a
+camera (``edgeagent/publish/ratelimit.py``, the same pieces as the other MQTT commands' limits).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edgeagent.publish.ratelimit import Clock, LogThrottle, MinInterval
 from edgeagent.unit import CameraUnit
 
 log = logging.getLogger(__name__)
@@ -26,10 +28,10 @@ AlarmsPublish = Callable[[str, dict[str, Any]], None]
 
 
 class Alarms:
-    def __init__(self, publish: AlarmsPublish | None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, publish: AlarmsPublish | None, clock: Clock = time.monotonic) -> None:
         self.publish = publish
-        self.clock = clock
-        self._last_reset: dict[str, float] = {}
+        self._resets = MinInterval(RESET_MIN_INTERVAL_S, clock=clock)
+        self._log = LogThrottle(period_s=60.0, clock=clock)
 
     def refresh(self, unit: CameraUnit) -> None:
         """Take the camera's current state; publish its alarms when they changed."""
@@ -39,12 +41,16 @@ class Alarms:
     def reset(self, unit: CameraUnit, by: str) -> float:
         """Forget the camera's learned view and republish its alarms; 0.0 when done, else the seconds to
         wait before the camera's next reset is taken."""
-        now = self.clock()
-        last = self._last_reset.get(unit.name)
-        if last is not None and now - last < RESET_MIN_INTERVAL_S:
-            log.debug("camera %s: picture reference reset (%s) ignored: too soon after the last", unit.name, by)
-            return RESET_MIN_INTERVAL_S - (now - last)
-        self._last_reset[unit.name] = now
+        if not self._resets.allow(unit.name):
+            wait_s = self._resets.wait_s(unit.name)
+            unlogged = self._log.should_log(unit.name)
+            if unlogged is not None:
+                more = f" ({unlogged} more since the last line)" if unlogged else ""
+                log.warning(
+                    "camera %s: picture reference reset (%s) ignored: one per %g s%s",
+                    unit.name, by, RESET_MIN_INTERVAL_S, more,
+                )  # fmt: skip
+            return max(wait_s, 0.001)
         unit.snapshotter.picture.reset()
         unit.update_alarms()
         if self.publish is not None:
