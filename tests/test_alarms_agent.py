@@ -161,6 +161,18 @@ def test_the_reset_command_forgets_the_reference_view_of_a_camera_turned_on_purp
     answer = watcher.wait_for(ALARMS, since=asked, timeout=5)
     assert "moved" not in active(answer), answer.payload
     agent.wait_log("picture reference reset \\(MQTT command\\)", timeout=5)
+
+    # A flood of resets right after it is refused (one reset per 5 s a camera) and logged once. The
+    # snapshot asked for after the flood answers once the agent handled every command before it.
+    flooded = time.monotonic()
+    for _ in range(50):
+        watcher.publish(RESET, b"")
+    watcher.publish(f"{BASE}/cameras/road/snapshot/request", b"")
+    watcher.wait_for(f"{BASE}/cameras/road/snapshot", since=flooded, timeout=10)
+    assert time.monotonic() - asked < 5, "the flood came too late to test the limit"
+    lines = agent.log_text().splitlines()
+    assert sum(line.endswith("picture reference reset (MQTT command)") for line in lines) == 1
+    assert sum("picture reference reset (MQTT command) ignored" in line for line in lines) == 1
     # Forgotten: the next keyframes are not compared with any reference while the new view is learned
     # (five keyframes); from then on the new view is the reference, and not "moved" against itself.
     at_reset = picture_health(agent)["checks"]
