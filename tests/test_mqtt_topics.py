@@ -86,3 +86,14 @@ def test_states_go_out_with_the_flags_of_their_topic() -> None:
     assert publisher.states[f"{BASE}/cameras/south/status"] == ("offline", True, 1)
     assert publisher.states[f"{BASE}/cameras/north/snapshot"] == (b"\xff\xd8", True, 0)
     assert publisher.messages == [(f"{BASE}/webrtc/s-1/answer", b'{"sdp":"v=0"}', 1)]
+
+
+def test_alarms_go_out_retained_at_qos_1_and_a_retired_camera_leaves_none() -> None:
+    publisher = FakePublisher()
+    bridge = MqttBridge(publisher, ["north"])  # type: ignore[arg-type]
+    bridge.publish_alarms("north", {"active": ["blank"], "since": {"blank": "2026-12-01T09:30:00Z"}})
+    assert publisher.states[f"{BASE}/cameras/north/alarms"] == (
+        b'{"active":["blank"],"since":{"blank":"2026-12-01T09:30:00Z"}}', True, 1
+    )
+    bridge.retire_camera("north")
+    assert publisher.states[f"{BASE}/cameras/north/alarms"] == (b"", True, 1)
