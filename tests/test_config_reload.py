@@ -364,4 +364,5 @@ async def test_an_untouched_camera_keeps_its_very_objects_and_a_changed_one_gets
         assert await reload.reload(agent)
         assert set(agent.units) == {"north", "south"} and set(agent.live._feeds) == {"north", "south"}
         assert set(agent.cameras._snapshot_tasks) == {"north", "south"}
+        assert set(agent.cameras._picture_tasks) == {"north", "south"}
         agent.request_stop()
