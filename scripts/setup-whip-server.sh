@@ -7,7 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.cache/simple-whip-server
 [[ -f $dest/.installed ]] && exit 0
-command -v node >/dev/null && command -v npm >/dev/null || { echo "setup: no node/npm; the WHIP tests will skip"; exit 0; }
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs npm (for the WHIP server of the uplink tests)"
+  SUDO=(); [[ $(id -u) -ne 0 ]] && SUDO=(sudo)
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends nodejs npm
+fi
 rm -rf "$dest" && mkdir -p "$dest/deb"
 (cd "$dest/deb" && apt-get download simple-whip-server >/dev/null)
 dpkg-deb -x "$dest"/deb/simple-whip-server_*.deb "$dest/deb/x"
