@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
@@ -34,12 +35,14 @@ from edgeagent.health import AgentHealthMonitor, CameraHealth, camera_health, ca
 from edgeagent.live.service import LiveService
 from edgeagent.live.signaling import handle_mqtt_offer
 from edgeagent.live.whep import add_routes as add_whep_routes
+from edgeagent.onvif.control import PtzControl
 from edgeagent.publish import alarms_http, descriptors, http_limits, http_log_filter, metrics, topics
 from edgeagent.publish.auth_guard import AuthGuard
 from edgeagent.publish.command_limits import CommandLimits, SnapshotCoalescer
 from edgeagent.publish.http import load_or_create_token, make_app, ssl_context
 from edgeagent.publish.mqtt import MqttPublisher
 from edgeagent.publish.mqtt_bridge import MqttBridge
+from edgeagent.publish.ptz_http import add_routes as add_ptz_routes
 from edgeagent.unit import CameraUnit, build_unit
 from edgeagent.uplink.routes import add_routes as add_uplink_routes
 from edgeagent.uplink.service import UplinkService
@@ -71,9 +74,9 @@ class Agent:
         # Keyframe decodes for snapshots: bounded, so many cameras cannot take every core at once.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
         self.tasks = loops.BackgroundTasks()
-        self.cameras = CameraUnits(
-            self.tasks, self._publish_camera_state, self._publish_snapshot, lambda unit: self.alarms.refresh(unit)
-        )
+        events = self._publish_event if config.mqtt is not None else None  # ONVIF events go to MQTT only
+        refresh_alarms = lambda unit: self.alarms.refresh(unit)  # noqa: E731 - self.alarms is made below
+        self.cameras = CameraUnits(self.tasks, self._publish_camera_state, self._publish_snapshot, refresh_alarms, events)
         self.units = self.cameras.units  # the cameras of the moment: started in _start_cameras
         for name, section in config.cameras.items():
             self.units[name] = build_unit(name, section, self.credentials.camera_passwords[name], self.executor)
@@ -184,10 +187,33 @@ class Agent:
         if answer is not None:
             self.bridge.publish_answer(*answer)
 
+    def _publish_event(self, camera: str, event: dict[str, object]) -> None:
+        if self.bridge is not None:
+            topic = topics.CAMERA_EVENTS
+            body = json.dumps(event, separators=(",", ":")).encode()
+            self.bridge.publisher.publish(topic.under(self.bridge.base, camera=camera), body, qos=topic.qos)
+
+    async def _on_ptz(self, camera: str, payload: bytes) -> None:
+        unit = self.units.get(camera)
+        control = unit.ptz if unit is not None else None
+        if control is None:
+            document: dict[str, object] = {"ok": False, "status": 404, "error": "this camera has no PTZ"}
+        else:
+            _, document = await control.answer("mqtt", payload)
+        if self.bridge is not None:
+            topic = topics.PTZ_RESULT
+            body = json.dumps(document, separators=(",", ":")).encode()
+            self.bridge.publisher.publish(topic.under(self.bridge.base, camera=camera), body, qos=topic.qos)
+
+    def ptz_control(self, camera: str) -> PtzControl | None:
+        unit = self.units.get(camera)  # the cameras of the moment (a reload may change them)
+        return unit.ptz if unit is not None else None
+
     def _route_commands(self, bridge: MqttBridge) -> None:
         bridge.on_command(topics.SNAPSHOT_REQUEST, self._on_snapshot_request)
         bridge.on_command(topics.RESTART, self._on_restart)
         bridge.on_command(topics.ALARMS_RESET, self._on_alarms_reset)
+        bridge.on_command(topics.PTZ, self._on_ptz)
         if self.live is not None:
             bridge.on_command(topics.WEBRTC_OFFER, self._on_offer, answers_unknown=True)
         if self.uplink is not None:
@@ -234,6 +260,7 @@ class Agent:
             add_whep_routes(app, live)
         if self.uplink is not None:
             add_uplink_routes(app, self.uplink)
+        add_ptz_routes(app, self.ptz_control)
         return app
 
     async def _start_http(self, stack: contextlib.AsyncExitStack, live: LiveService) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from edgeagent import loops
 from edgeagent.camera.source import CameraSource
 from edgeagent.live.service import LiveService
+from edgeagent.onvif.events import EventSink, spawn_link_tasks
 from edgeagent.unit import CameraUnit
 from edgeagent.uplink.service import UplinkService
 
@@ -26,6 +27,7 @@ class CameraUnits:
         on_state_change: Callable[[CameraSource], None],
         publish_snapshot: Callable[[CameraUnit], Awaitable[bool]],
         refresh_alarms: Callable[[CameraUnit], None],
+        publish_event: Callable[[str, dict[str, object]], None] | None = None,  # ONVIF events: (camera, event)
     ) -> None:
         self.units: dict[str, CameraUnit] = {}
         self.live: LiveService | None = None  # set once the live view runs
@@ -36,6 +38,8 @@ class CameraUnits:
         self._refresh_alarms = refresh_alarms
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
         self._picture_tasks: dict[str, asyncio.Task[None]] = {}
+        self._publish_event = publish_event
+        self._onvif_tasks: dict[str, list[asyncio.Task[None]]] = {}
 
     def start(self, unit: CameraUnit) -> None:
         """Everything one camera takes part in: the state it publishes, live view, ingest, snapshots,
@@ -47,6 +51,12 @@ class CameraUnits:
                 self.uplink.add_camera(unit.name, self.live.feed(unit.name))
         unit.camera.source.on_state_change(self._on_state_change)
         self._refresh_alarms(unit)  # offline until the camera is online
+        if unit.onvif is not None:  # before the camera: its first connect may ask for the stream URI
+            unit.onvif.start()
+            sink: EventSink | None = None
+            if self._publish_event is not None:
+                sink = functools.partial(self._publish_event, unit.name)
+            self._onvif_tasks[unit.name] = spawn_link_tasks(self._tasks, unit.onvif, sink)
         unit.camera.start()
         interval = unit.camera.section.snapshot.interval_s
         publish = functools.partial(self._publish_snapshot, unit)
@@ -62,6 +72,7 @@ class CameraUnits:
         if unit is None:
             return None
         tasks = [task for task in (self._snapshot_tasks.pop(name, None), self._picture_tasks.pop(name, None)) if task]
+        tasks += self._onvif_tasks.pop(name, [])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -70,8 +81,12 @@ class CameraUnits:
         if self.live is not None:
             await self.live.remove_camera(name, reason)
         await unit.camera.stop(join_s)
+        if unit.onvif is not None:
+            await unit.onvif.close()  # after the camera, whose connect may be asking it for the stream URI
         return unit
 
     async def stop_all(self, join_s: float) -> None:
         """Agent stop: the cameras' connections close in parallel (tasks and viewers end on their own)."""
         await asyncio.gather(*(unit.camera.stop(join_s) for unit in self.units.values()))
+        links = [unit.onvif for unit in self.units.values() if unit.onvif is not None]
+        await asyncio.gather(*(link.close() for link in links))  # a PTZ move under way is stopped

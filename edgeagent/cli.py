@@ -1,4 +1,4 @@
-"""Command line: run, check-config, config-schema, config-doc, probe, simulate."""
+"""Command line: run, check-config, config-schema, config-doc, probe, discover, simulate."""
 
 from __future__ import annotations
 
@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     dropin.add_argument("--clients", action="append", default=[], metavar="CIDR",
                         help="an operators' network allowed to reach HTTP and receive live video (repeatable)")
     dropin.set_defaults(handler=cmd_systemd_dropin)
+
+    from edgeagent.onvif.commission import add_parser as add_discover_parser
+
+    add_discover_parser(commands)
 
     simulate = commands.add_parser("simulate", help="run the RTSP camera simulator (see --help after --)",
                                    add_help=False)

@@ -23,6 +23,8 @@ from edgeagent.urls import check_host_name, redact_url, refuse_credentials, url_
 
 __all__ = ["redact_url", "url_with_password"]  # kept here for older callers; they live in edgeagent.urls
 
+from edgeagent.onvif.settings import OnvifSection
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 TOPIC_PATTERN = r"^[A-Za-z0-9_/-]+$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -190,10 +192,13 @@ class LiveSection(Strict):
 
 class CameraSection(Strict):
     url: str = Field(
+        default="",
         max_length=2048,
-        description="rtsp:// or rtsps://; never holds a password (user:pw@, ?password=, ...)",
+        description="rtsp:// or rtsps://; never holds a password (user:pw@, ?password=, ...); may be left out"
+        " with onvif: the stream URI then comes from GetStreamUri",
         examples=["rtsp://viewer@10.0.0.21:554/stream1"],
     )
+    onvif: OnvifSection | None = Field(default=None, description="reach the camera through ONVIF")
     password_file: Path | None = Field(default=None, description="file holding its password", examples=["camera-north"])
     password_env: str | None = Field(default=None, pattern=ENV_PATTERN, description="or: a variable holding it")
     transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport: tcp | udp")
@@ -221,6 +226,8 @@ class CameraSection(Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        if value == "":
+            return value  # left out: onvif gives it
         parts = urlsplit(value)
         if parts.scheme not in ("rtsp", "rtsps"):
             raise ValueError("must be an rtsp:// or rtsps:// URL")
@@ -242,6 +249,12 @@ class CameraSection(Strict):
     def _tls_needs_rtsps(self) -> CameraSection:
         if (self.tls_ca_file or self.tls_fingerprint_sha256) and not self.url.startswith("rtsps://"):
             raise ValueError("tls_ca_file and tls_fingerprint_sha256 need an rtsps:// url")
+        return self
+
+    @model_validator(mode="after")
+    def _stream(self) -> CameraSection:
+        if not self.url and self.onvif is None:
+            raise ValueError("needs a url, or an onvif section to ask the stream URI from")
         return self
 
 

@@ -21,6 +21,7 @@ import psutil
 
 from edgeagent import __version__
 from edgeagent.live.stats import LiveStats
+from edgeagent.onvif.link import OnvifHealth
 from edgeagent.unit import CameraUnit
 
 INTERNAL: dict[str, Any] = {"json": False}
@@ -71,6 +72,7 @@ class CameraHealth:
     snapshots: SnapshotCounts
     picture: PictureReport
     live: LiveStats | None = field(metadata={"omit_none": True})  # only with the live view on
+    onvif: OnvifHealth | None = field(metadata={"omit_none": True})  # only for cameras with an onvif section
     online: bool = field(metadata=INTERNAL)
     status: str = field(metadata=INTERNAL)  # "online" / "offline", the status topic's payload
     packets_total: int = field(metadata=INTERNAL)
@@ -150,6 +152,7 @@ def camera_health(unit: CameraUnit, live: LiveStats | None = None) -> CameraHeal
         snapshots=SnapshotCounts(unit.snapshotter.made, unit.snapshotter.failures),
         picture=picture_report(unit),
         live=live,
+        onvif=unit.onvif.health() if unit.onvif is not None else None,
         online=online,
         status=camera.status,
         packets_total=hub.packets_total,

@@ -14,19 +14,27 @@ from pydantic import SecretStr
 
 from edgeagent.camera.camera import Camera
 from edgeagent.config import CameraSection
-from edgeagent.media.picture import CameraAlarms
+from edgeagent.media.picture import CameraAlarms, PictureHealth
 from edgeagent.media.snapshot import Snapshotter
+from edgeagent.onvif.control import PtzControl
+from edgeagent.onvif.link import OnvifLink
 
 
 @dataclass(frozen=True, slots=True)
 class CameraUnit:
     camera: Camera
     snapshotter: Snapshotter
+    onvif: OnvifLink | None = None  # with an onvif section: stream URI, identity, clock, PTZ
+    ptz: PtzControl | None = None  # operators' PTZ commands to it (with an onvif section)
     alarms: CameraAlarms = field(default_factory=CameraAlarms)  # offline and picture alarms, as published
 
     def update_alarms(self) -> bool:
         """Take the camera's current state and picture health; True when the alarms document changed."""
-        return self.alarms.update(self.camera.online, self.snapshotter.picture.health)
+        health = self.snapshotter.picture.health
+        clock_since = self.onvif.clock_alarm_since if self.onvif is not None else None
+        if clock_since is not None:  # the camera's clock is off: evidence needs the right time
+            health = PictureHealth([*health.active, "clock"], {**health.since, "clock": clock_since})
+        return self.alarms.update(self.camera.online, health)
 
     @property
     def name(self) -> str:
@@ -34,6 +42,12 @@ class CameraUnit:
 
 
 def build_unit(name: str, section: CameraSection, password: SecretStr | None, executor: Executor | None) -> CameraUnit:
+    link = OnvifLink(name, section.onvif, section.url or None, password) if section.onvif is not None else None
+    if link is not None and not section.url:
+        # The source starts from the camera's address; the resolver gives it the stream URI before it opens.
+        section = section.model_copy(update={"url": link.placeholder_url()})
     camera = Camera(name, section, password)
     snapshotter = Snapshotter(name, section.snapshot, section.privacy_masks, camera.hub, executor)
-    return CameraUnit(camera, snapshotter)
+    if link is not None:
+        camera.source.url_resolver = link.resolve_url
+    return CameraUnit(camera, snapshotter, link, PtzControl(link) if link is not None else None)

@@ -59,6 +59,9 @@ def allowed(config: Config, clients: Iterable[str], resolver: Resolver = resolve
         host = urlsplit(camera.url).hostname
         if host:
             wanted.append((host, f"camera {name}"))
+        onvif = urlsplit(camera.onvif.device_url).hostname if camera.onvif is not None else None
+        if onvif and onvif != host:  # its stream URI comes from there (and must stay on this host)
+            wanted.append((onvif, f"camera {name} (ONVIF)"))
     if config.mqtt is not None:
         wanted.append((config.mqtt.host, "MQTT broker"))
     for server in config.webrtc.ice_servers:

@@ -63,8 +63,11 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]] || ! .venv/bin/python -c 'import edgeagent' 2>/dev/null; then
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]] || ! .venv/bin/python -c 'import edgeagent, onvif, ipycam' 2>/dev/null; then
   echo "setup: pip install -e '.[test]'"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  # The independent ONVIF device of the tests (IPyCam); --no-deps: it asks for opencv-python, and the
+  # project's opencv-python-headless already provides cv2 (two OpenCV wheels must not share a venv).
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps 'ipycam==1.3.0'
   echo "$want" >"$stamp"
 fi

@@ -61,6 +61,10 @@ class CameraSource:
         self._url = url_with_password(section.url, password)
         self._has_password = password is not None
         self._address = rtsp_address(section.url)
+        self._password = password
+        # ONVIF: asked in the ingest thread before each connect (GetStreamUri); the URL to open, no password.
+        self.url_resolver: Callable[[], str] | None = None
+        self._resolved = False  # already asked for this attempt (before the probe)
         self.state = CameraState.CONNECTING
         self.last_error: str | None = None
         self.connects = 0
@@ -271,6 +275,7 @@ class CameraSource:
                 self._pause(error, delay, failed, timed_out, waiting)
                 continue
             self._call(self._on_disconnected, error, None, failed, timed_out, WAITING_FOR_CONNECTIONS)
+            self._resolve_url_quietly()  # the camera may have moved: probe where it is now
             accepted, probes_failed = wait_until_accepting(*self._address, self._wake)
             delay = policy.after_probe(connected, probes_failed) if accepted else None
             if delay is not None:  # already reported offline: only what it waits for changes
@@ -282,9 +287,31 @@ class CameraSource:
         log.debug("camera %s: %s in %.1f s", self.name, waiting, delay)
         self._wake.wait(delay)
 
+    def _resolve_url(self) -> None:
+        """The URL for this attempt from ``url_resolver`` (ONVIF), asked once per attempt."""
+        if self.url_resolver is None or self._resolved:
+            return
+        url = self.url_resolver()
+        self._resolved = True
+        if url != self.section.url:
+            self.section = self.section.model_copy(update={"url": url})  # as if configured so
+        self.display_url = redact_url(url)
+        self._url = url_with_password(url, self._password)
+        self._address = rtsp_address(url)
+
+    def _resolve_url_quietly(self) -> None:
+        try:
+            self._resolve_url()
+        except Exception as exc:  # the connect asks again, and reports it
+            log.debug("camera %s: stream URL not resolved before the probe: %s", self.name, exc)
+
     def _session(self) -> None:
         """One connection: open, demux until it ends or fails. Always closes the container."""
         self._generation_connected = False
+        try:
+            self._resolve_url()
+        finally:
+            self._resolved = False  # the next attempt asks again
         container = av.open(
             challenge.url_for_ffmpeg(self.section, self._url, self._has_password),
             options=self._options(),

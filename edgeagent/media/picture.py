@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 PICTURE_ALARMS = ("frozen", "blank", "blurred", "moved")
-ALARMS = ("offline", *PICTURE_ALARMS)  # the order alarms are listed in
+ALARMS = ("offline", *PICTURE_ALARMS, "clock")  # the order alarms are listed in ("clock": ONVIF, unit.py)
 
 EIGHT_BIT_FORMATS = frozenset(
     {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}

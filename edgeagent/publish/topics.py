@@ -48,6 +48,8 @@ CAMERA_ALARMS = Topic(
     "`blurred`, `moved`",
 )
 WEBRTC_ANSWER = Topic("webrtc/{session}/answer", False, 1, '`{"sdp"}` or `{"error"}`')
+CAMERA_EVENTS = Topic("cameras/{camera}/events", False, 1, "ONVIF motion and tamper events: `{time, topic, state}`")
+PTZ_RESULT = Topic("cameras/{camera}/ptz/result", False, 1, '`{"ok": true, ...}` or `{"ok": false, "status", "error"}`')
 
 SNAPSHOT_REQUEST = Command("snapshot/request", "any payload: publish a snapshot now")
 RESTART = Command("restart", "any payload: drop the camera connection and reconnect")
@@ -57,8 +59,13 @@ ALARMS_RESET = Command(
 WEBRTC_OFFER = Command("webrtc/offer", '`{"session_id", "sdp"}`: start a live view through the broker')
 UPLINK = Command("uplink", '`{"action": "start"|"stop"}`: publish the camera to the centre\'s media server, or stop')
 
-TOPICS = (AVAILABILITY, AGENT_HEALTH, CAMERA_STATUS, CAMERA_HEALTH, CAMERA_SNAPSHOT, CAMERA_ALARMS, WEBRTC_ANSWER)
-COMMANDS = (SNAPSHOT_REQUEST, RESTART, ALARMS_RESET, WEBRTC_OFFER, UPLINK)
+PTZ = Command("ptz", 'a PTZ command as for `POST /cameras/<cam>/ptz`, optionally with `"operator"`')
+
+TOPICS = (
+    AVAILABILITY, AGENT_HEALTH, CAMERA_STATUS, CAMERA_HEALTH, CAMERA_SNAPSHOT, CAMERA_ALARMS, WEBRTC_ANSWER,
+    CAMERA_EVENTS, PTZ_RESULT,
+)  # fmt: skip
+COMMANDS = (SNAPSHOT_REQUEST, RESTART, ALARMS_RESET, WEBRTC_OFFER, UPLINK, PTZ)
 TOPIC_LOG_CHARS = 200  # a stranger's topic is logged at most this long
 
 
