@@ -276,3 +276,43 @@ async def test_the_stream_uri_is_asked_again_at_the_connect_after_a_failure(
     moved = await health(lambda h: h["state"] == "online" and h["width"] == 480, "online through the new URI")
     assert moved["url"] == f"rtsp://{standin.user}:***@127.0.0.1:{after.port}/moved"
     assert standin.calls.count("GetStreamUri") >= 2
+
+
+async def test_an_onvif_camera_added_and_removed_by_a_reload(standin: StandIn, tmp_path: Path) -> None:
+    """In process: a reload starts a camera's ONVIF side with it (PTZ found, clock task running) and a
+    reload that removes the camera closes it."""
+    import contextlib
+    import copy
+
+    from edgeagent import reload
+    from edgeagent.agent import Agent
+    from edgeagent.config import load_config
+    from tests.support.agent import base_config, write_secret
+
+    config = base_config(tmp_path, None, {"north": {"url": "rtsp://127.0.0.1:9/a"}})
+    path = tmp_path / "edgeagent.yaml"
+    path.write_text(json.dumps(config))
+    agent = Agent(load_config(path), path)
+    async with contextlib.AsyncExitStack() as stack:
+        await agent._start(stack)
+        assert agent.ptz_control("north") is None
+        grown = copy.deepcopy(config)
+        grown["cameras"]["east"] = {
+            "url": "rtsp://127.0.0.1:9/e",
+            "onvif": {"address": f"127.0.0.1:{standin.port}", "username": standin.user, "timeout_s": 2},
+            "password_file": str(write_secret(tmp_path / "east-password", standin.password)),
+        }
+        path.write_text(json.dumps(grown))
+        assert await reload.reload(agent)
+        control = agent.ptz_control("east")
+        assert control is not None
+        status, answer = await control.answer("alice", b'{"action": "goto", "preset": "Bridge"}')
+        assert (status, answer["preset"]) == (200, "p1")
+        (clock_task,) = agent.cameras._onvif_tasks["east"]  # without MQTT: no event subscription
+        link = agent.units["east"].onvif
+        assert link is not None and link.device is not None
+        path.write_text(json.dumps(config))
+        assert await reload.reload(agent)
+        assert agent.ptz_control("east") is None and "east" not in agent.cameras._onvif_tasks
+        assert clock_task.cancelled() and link.device is None
+        agent.request_stop()
