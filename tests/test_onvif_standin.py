@@ -5,6 +5,8 @@ broken XML, a hanging and a dead device; and the camera's RTSP side untouched by
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import json
 import time
 import urllib.error
@@ -16,7 +18,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from edgeagent.config import CameraSection
+from edgeagent import reload
+from edgeagent.agent import Agent
+from edgeagent.config import CameraSection, load_config
 from edgeagent.onvif import discovery
 from edgeagent.onvif.clock import read_clock
 from edgeagent.onvif.control import PtzControl
@@ -27,7 +31,7 @@ from edgeagent.onvif.link import OnvifLink
 from edgeagent.onvif.ptz import PtzHead
 from edgeagent.onvif.settings import OnvifSection
 from edgeagent.unit import build_unit
-from tests.support.agent import AgentProcess
+from tests.support.agent import AgentProcess, base_config, write_secret
 from tests.support.camera import Camera
 from tests.support.net import free_port
 from tests.support.onvif_standin import StandIn
@@ -281,14 +285,6 @@ async def test_the_stream_uri_is_asked_again_at_the_connect_after_a_failure(
 async def test_an_onvif_camera_added_and_removed_by_a_reload(standin: StandIn, tmp_path: Path) -> None:
     """In process: a reload starts a camera's ONVIF side with it (PTZ found, clock task running) and a
     reload that removes the camera closes it."""
-    import contextlib
-    import copy
-
-    from edgeagent import reload
-    from edgeagent.agent import Agent
-    from edgeagent.config import load_config
-    from tests.support.agent import base_config, write_secret
-
     config = base_config(tmp_path, None, {"north": {"url": "rtsp://127.0.0.1:9/a"}})
     path = tmp_path / "edgeagent.yaml"
     path.write_text(json.dumps(config))
