@@ -75,8 +75,13 @@ class Agent:
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
         self.tasks = loops.BackgroundTasks()
         events = self._publish_event if config.mqtt is not None else None  # ONVIF events go to MQTT only
-        refresh_alarms = lambda unit: self.alarms.refresh(unit)  # noqa: E731 - self.alarms is made below
-        self.cameras = CameraUnits(self.tasks, self._publish_camera_state, self._publish_snapshot, refresh_alarms, events)
+        self.cameras = CameraUnits(
+            self.tasks,
+            self._publish_camera_state,
+            self._publish_snapshot,
+            lambda unit: self.alarms.refresh(unit),
+            events,
+        )
         self.units = self.cameras.units  # the cameras of the moment: started in _start_cameras
         for name, section in config.cameras.items():
             self.units[name] = build_unit(name, section, self.credentials.camera_passwords[name], self.executor)
