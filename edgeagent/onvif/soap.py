@@ -2,7 +2,7 @@
 
 Cameras send replies that zeep refuses (undeclared namespace prefixes, truncated documents); lxml's
 recovering parser reads most of them, and elements are then matched by local name whatever their prefix.
-Every request is bounded by ``timeout_s`` end to end; a reply is read up to ``MAX_REPLY_BYTES``.
+Every request is bounded by ``timeout_s`` end to end; a reply over ``MAX_REPLY_BYTES`` is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import aiohttp
 from lxml import etree
 
+from edgeagent.http_body import read_bounded
 from edgeagent.onvif.errors import OnvifAuthError, OnvifError, OnvifTimeout, OnvifUnreachable
 
 MAX_REPLY_BYTES = 1024 * 1024
@@ -135,7 +136,9 @@ async def call(url: str, action: str, body: str, timeout_s: float, security: str
     try:
         async with asyncio.timeout(timeout_s + 0.5), aiohttp.ClientSession(timeout=timeout) as session:  # noqa: SIM117
             async with session.post(url, data=envelope(body, security), headers=headers) as response:
-                data = await response.content.read(MAX_REPLY_BYTES)
+                data = await read_bounded(response.content, MAX_REPLY_BYTES)
+                if len(data) > MAX_REPLY_BYTES:
+                    raise OnvifError(f"{url}: reply larger than {MAX_REPLY_BYTES} bytes")
                 return Reply(
                     response.status, parse_lenient(data) if data else None, _server_date(response.headers.get("Date"))
                 )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from edgeagent.http_body import read_bounded
 from edgeagent.onvif.control import MAX_BODY_BYTES, OPERATOR_PATTERN, PtzControl, PtzRefused
 
 CONTROLS_KEY: web.AppKey[Callable[[str], PtzControl | None]] = web.AppKey("ptz")
@@ -43,7 +44,7 @@ async def post_ptz(request: web.Request) -> web.Response:
         operator = _operator(request)
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise PtzRefused(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        body = await request.content.read(MAX_BODY_BYTES + 1)
+        body = await read_bounded(request.content, MAX_BODY_BYTES)
         status, document = await control.answer(operator, body)
     except PtzRefused as refused:
         return _refusal(refused)
