@@ -37,7 +37,7 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 from road_scene import Scene, road_launch  # noqa: E402  (beside this file: the script's directory)
 
 ROLE = "viewer"
@@ -78,7 +78,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="file holding the password (default: environment variable CAMSIM_PASSWORD)",
     )
     p.add_argument("--file", default=None, help="serve this pre-encoded H.264/H.265 clip in a loop")
+    p.add_argument("--tls-cert", default=None, help="serve rtsps:// with this certificate (PEM), with --tls-key")
+    p.add_argument("--tls-key", default=None, help="the certificate's private key (PEM)")
     args = p.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
     if not args.path.startswith("/"):
         args.path = "/" + args.path
     if args.width <= 0 or args.height <= 0 or args.fps <= 0 or args.gop_s <= 0:
@@ -364,13 +368,18 @@ def build_server(a: argparse.Namespace) -> GstRtspServer.RTSPServer:
         if a.scene == "road":
             Scene(a.width, a.height).serve(factory)
 
-    if a.user:
+    if a.user or a.tls_cert:
         auth = GstRtspServer.RTSPAuth()
-        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
         token = GstRtspServer.RTSPToken()
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, ROLE)
-        auth.add_digest(a.user, a.password, token)
-        # No default (anonymous) token: every path then answers 401 and clients send credentials.
+        if a.tls_cert:  # every connection is then TLS (rtsps://)
+            auth.set_tls_certificate(Gio.TlsCertificate.new_from_files(a.tls_cert, a.tls_key))
+        if a.user:
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            auth.add_digest(a.user, a.password, token)
+            # No default (anonymous) token: every path then answers 401 and clients send credentials.
+        else:
+            auth.set_default_token(token)
         server.set_auth(auth)
         factory.add_role_from_structure(
             Gst.Structure.new_from_string(
@@ -410,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: cannot listen on {a.host}:{a.port}")
         return 2
     host = f"[{a.host}]" if ":" in a.host else a.host
-    print(f"READY rtsp://{host}:{server.get_bound_port()}{a.path}", flush=True)
+    scheme = "rtsps" if a.tls_cert else "rtsp"
+    print(f"READY {scheme}://{host}:{server.get_bound_port()}{a.path}", flush=True)
     loop.run()
     return 0
 

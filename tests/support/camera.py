@@ -43,6 +43,8 @@ class Camera:
         password: str | None = None,
         file: str | os.PathLike[str] | None = None,
         log_path: str | os.PathLike[str] | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
         ready_timeout: float = 20.0,
     ) -> None:
         if user and not password:
@@ -61,6 +63,8 @@ class Camera:
         self.file = Path(file) if file is not None else None
         self.log_path = Path(log_path) if log_path is not None else None
         self.ready_timeout = ready_timeout
+        self.tls = (Path(tls_cert), Path(tls_key)) if tls_cert and tls_key else None  # serve rtsps://
+        self.scheme = "rtsps" if self.tls else "rtsp"
         self.process = ManagedProcess([], name="camera simulator", pump="stdout")
         self.frozen = False
         self.ready_line = ""
@@ -70,19 +74,19 @@ class Camera:
     # ------------------------------------------------------------------ addresses
     @property
     def url(self) -> str:
-        return f"rtsp://{self.host}:{self.port}{self.path}"
+        return f"{self.scheme}://{self.host}:{self.port}{self.path}"
 
     @property
     def url_with_user(self) -> str:
         if not self.user:
             return self.url
-        return f"rtsp://{self.user}@{self.host}:{self.port}{self.path}"
+        return f"{self.scheme}://{self.user}@{self.host}:{self.port}{self.path}"
 
     @property
     def url_with_credentials(self) -> str:
         if not self.user:
             return self.url
-        return f"rtsp://{self.user}:{self.password}@{self.host}:{self.port}{self.path}"
+        return f"{self.scheme}://{self.user}:{self.password}@{self.host}:{self.port}{self.path}"
 
     # ------------------------------------------------------------------ process control
     def command(self) -> list[str]:
@@ -108,6 +112,8 @@ class Camera:
             cmd += ["--user", self.user]
         if self.file is not None:
             cmd += ["--file", str(self.file)]
+        if self.tls is not None:
+            cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         return cmd
 
     @property
@@ -149,7 +155,7 @@ class Camera:
 
     def _await_ready(self, mark: int, deadline: float) -> str:
         line = self._next_line(mark, deadline, "READY")
-        if not line.startswith("READY rtsp://"):
+        if not line.startswith(f"READY {self.scheme}://"):
             raise RuntimeError(f"unexpected first line from the simulator: {line!r}{self._log_tail()}")
         return line
 
