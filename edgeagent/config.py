@@ -201,15 +201,19 @@ class CameraSection(Strict):
     onvif: OnvifSection | None = Field(default=None, description="reach the camera through ONVIF")
     password_file: Path | None = Field(default=None, description="file holding its password", examples=["camera-north"])
     password_env: str | None = Field(default=None, pattern=ENV_PATTERN, description="or: a variable holding it")
-    transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport: tcp | udp")
+    transport: Literal["tcp", "udp"] = Field(
+        default="tcp", description="RTSP transport: tcp | udp (rtsps:// needs tcp: the media goes through its TLS)"
+    )
     stall_timeout_s: float = Field(
         default=5, ge=1, le=120, description="no packet for this long: the camera is offline, reconnect"
     )
     open_timeout_s: float = Field(default=10, ge=1, le=120, description="time allowed to open the stream")
     allow_basic_auth: bool = Field(
-        default=False, description="send the password to a camera offering only Basic auth without verified TLS"
+        default=False, description="rtsp://: send the password to a camera offering only Basic (rtsps://: always)"
     )
-    tls_ca_file: Path | None = Field(default=None, description="rtsps://: CA the camera's certificate must chain to")
+    tls_ca_file: Path | None = Field(
+        default=None, description="rtsps://: CA the camera's certificate must chain to (default: the system's)"
+    )
     tls_fingerprint_sha256: str | None = Field(
         default=None, pattern=r"^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$", description="rtsps://: pinned cert SHA-256"
     )
@@ -249,6 +253,9 @@ class CameraSection(Strict):
     def _tls_needs_rtsps(self) -> CameraSection:
         if (self.tls_ca_file or self.tls_fingerprint_sha256) and not self.url.startswith("rtsps://"):
             raise ValueError("tls_ca_file and tls_fingerprint_sha256 need an rtsps:// url")
+        if self.url.startswith("rtsps://") and self.transport != "tcp":
+            # UDP media would bypass the agent's TLS relay (camera/tls_relay.py): unencrypted, unverified.
+            raise ValueError("transport: udp cannot carry rtsps:// (the media would leave TLS); use tcp")
         return self
 
     @model_validator(mode="after")

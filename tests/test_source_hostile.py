@@ -1,9 +1,8 @@
 """A hostile or broken device at the camera's address, met by the real RTSP source in-process.
 
-A fake camera that offers only Basic auth over plain RTSP (or rtsps:// with an unchecked certificate) must
-not get the password; an rtsps:// impostor whose certificate fails the configured check (CA file or pinned
-fingerprint) gets nothing at all; one whose SPS declares an absurd picture size must be reported with that
-error, not online at 0x0. The real digest
+A fake camera that offers only Basic auth over plain RTSP must not get the password; an rtsps:// impostor
+whose certificate fails the check (CA file, the system's CAs, or a pinned fingerprint) gets nothing at all;
+one whose SPS declares an absurd picture size must be reported with that error, not online at 0x0. The real digest
 simulator still works, and the source says what it is waiting for while it is not online.
 """
 
@@ -19,7 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from pydantic import SecretStr
 
-from edgeagent.camera.challenge import BASIC_REFUSED, BASIC_REFUSED_UNVERIFIED_TLS
+from edgeagent.camera.challenge import BASIC_REFUSED
 from edgeagent.camera.failures import WAITING_AFTER_AUTH_FAILURE, WAITING_AFTER_CAMERA_ERROR, WAITING_FOR_CONNECTIONS
 from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.source import CameraSource, CameraState
@@ -197,12 +196,11 @@ async def test_rtsps_pinned_fingerprint_is_enforced(fake_camera, tls_camera, tls
         await right.stop()
 
 
-async def test_rtsps_without_a_certificate_check_is_treated_as_plain_for_basic(tls_camera) -> None:
-    source = source_for(tls_camera.url("viewer"))
+async def test_rtsps_without_a_configured_check_is_verified_against_the_system_cas(tls_camera) -> None:
+    source = source_for(tls_camera.url("viewer"))  # the test CA is not among the system's
     source.start()
     try:
-        await until(lambda: source.last_error == BASIC_REFUSED_UNVERIFIED_TLS, 10, "Basic refused")
-        await until(lambda: len(tls_camera.requests) >= 2, 5, "a second, backed-off attempt")
-        assert tls_camera.authorizations() == []
+        await until(lambda: "failed verification with the system's CAs" in (source.last_error or ""), 10, "refused")
+        assert tls_camera.requests == [] and tls_camera.authorizations() == []
     finally:
         await source.stop()

@@ -6,18 +6,19 @@ Offered only Basic, it sends ``user:password`` in clear over plain rtsp://, to w
 camera's address. It has no option to refuse Basic, so the source asks first and decides:
 
 - 401 with Digest offered: FFmpeg gets the password and answers with Digest.
-- 401 with Basic only, over plain RTSP or rtsps:// with an unchecked certificate: refused unless the
-  camera's config says ``allow_basic_auth: true``; over rtsps:// whose certificate passed the check
-  (tls_check.py: CA file or pinned fingerprint), sent.
+- 401 with Basic only: refused unless the camera's config says ``allow_basic_auth: true``.
 - 200 (no authentication at all): FFmpeg gets the URL without the password, so nothing can be sent.
 - any other answer: the camera refused the stream (backoff, as for FFmpeg's own errors).
 
-Remaining risk, honestly: this check and FFmpeg's session are two connections. An active impostor that
-tells them apart (by order or timing; the request imitates FFmpeg's, so not by content) can offer Digest
-here and Basic to FFmpeg, and get the password. A passive one, or one that always offers Basic, cannot.
-A Digest answer is not the password but can be attacked offline with guesses, so weak passwords stay weak.
-rtsps:// with a checked certificate is the better answer (with its own remaining risk, see tls_check.py);
-this closes the easy, common attack.
+rtsps:// cameras need no such check: FFmpeg's one connection goes through the agent's TLS relay
+(tls_relay.py), verified before FFmpeg starts, so Basic is as safe there as Digest and FFmpeg gets the
+password at once.
+
+Remaining risk for plain rtsp://, honestly: this check and FFmpeg's session are two connections. An active
+impostor that tells them apart (by order or timing; the request imitates FFmpeg's, so not by content) can
+offer Digest here and Basic to FFmpeg, and get the password. A passive one, or one that always offers Basic,
+cannot. A Digest answer is not the password but can be attacked offline with guesses, so weak passwords stay
+weak. rtsps:// with a checked certificate is the better answer; this closes the easy, common attack.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import av
 
-from edgeagent.camera import tls_check
 from edgeagent.camera.failures import AuthRefused, CameraRefused
 from edgeagent.camera.reachability import rtsp_address
 from edgeagent.config import CameraSection
@@ -42,10 +42,6 @@ REFUSALS = {403: "access forbidden (403)", 404: "stream not found (404): check t
 BASIC_REFUSED = (
     "camera offered only Basic auth over plain RTSP; refusing to send the password "
     "(set allow_basic_auth: true to allow)"
-)
-BASIC_REFUSED_UNVERIFIED_TLS = (
-    "camera offered only Basic auth over rtsps:// with an unverified certificate; refusing to send the "
-    "password (set tls_ca_file or tls_fingerprint_sha256, or allow_basic_auth: true to allow)"
 )
 
 
@@ -75,8 +71,8 @@ def parse_answer(head: bytes) -> Challenge:
 
 
 def ask(section: CameraSection, timeout_s: float) -> Challenge:
-    """DESCRIBE without credentials (over TLS for rtsps://, the certificate checked as configured); every
-    step bounded by ``timeout_s`` in total, the answer by size.
+    """DESCRIBE without credentials, over plain RTSP; every step bounded by ``timeout_s`` in total, the
+    answer by size.
 
     Network failures (refused, timed out, unreachable) propagate as ``OSError``: the camera is away.
     """
@@ -85,11 +81,7 @@ def ask(section: CameraSection, timeout_s: float) -> Challenge:
     request = (
         f"DESCRIBE {plain} RTSP/1.0\r\nAccept: application/sdp\r\nCSeq: 1\r\nUser-Agent: {USER_AGENT}\r\n\r\n"
     )
-    tls = urlsplit(section.url).scheme == "rtsps"
-    connection = (
-        tls_check.connect(section, timeout_s) if tls else socket.create_connection(rtsp_address(section.url), timeout_s)
-    )
-    with connection as sock:
+    with socket.create_connection(rtsp_address(section.url), timeout_s) as sock:
         sock.sendall(request.encode())
         head = b""
         while b"\r\n\r\n" not in head:
@@ -106,7 +98,7 @@ def ask(section: CameraSection, timeout_s: float) -> Challenge:
     return parse_answer(head.partition(b"\r\n\r\n")[0])
 
 
-def password_may_be_sent(challenge: Challenge, allow_basic: bool, refusal: str = BASIC_REFUSED) -> bool:
+def password_may_be_sent(challenge: Challenge, allow_basic: bool) -> bool:
     """Whether FFmpeg may be given the password for this camera's answer; raises for a refusal."""
     if challenge.status == 200:
         return False  # no authentication asked: nothing to send
@@ -116,21 +108,17 @@ def password_may_be_sent(challenge: Challenge, allow_basic: bool, refusal: str =
         if "basic" in challenge.schemes and allow_basic:
             return True
         if "basic" in challenge.schemes:
-            raise AuthRefused(refusal)
+            raise AuthRefused(BASIC_REFUSED)
         raise AuthRefused("camera asked for authentication in no scheme the agent supports (Digest)")
     raise CameraRefused(REFUSALS.get(challenge.status, f"the camera answered DESCRIBE with {challenge.status}"))
 
 
 def url_for_ffmpeg(section: CameraSection, url_with_password: str, has_password: bool) -> str:
-    """The URL to open: with the password only where it cannot be sent in clear, and only after an
-    rtsps:// camera's certificate passed the configured check."""
-    verified = tls_check.verifies(section)
-    if not has_password and not verified:
-        return section.url  # nothing to protect, nothing to check
-    answer = ask(section, section.open_timeout_s)
+    """The URL to open: with the password only where it cannot be sent in clear. For rtsps:// cameras
+    ``url_with_password`` is the TLS relay's, whose camera connection is already verified: no check."""
+    if urlsplit(section.url).scheme == "rtsps":
+        return url_with_password
     if not has_password:
-        return section.url
-    plain = urlsplit(section.url).scheme == "rtsp"
-    refusal = BASIC_REFUSED if plain else BASIC_REFUSED_UNVERIFIED_TLS
-    allowed = section.allow_basic_auth or verified  # Basic over a verified TLS connection is fine
-    return url_with_password if password_may_be_sent(answer, allowed, refusal) else section.url
+        return section.url  # nothing to protect
+    answer = ask(section, section.open_timeout_s)
+    return url_with_password if password_may_be_sent(answer, section.allow_basic_auth) else section.url

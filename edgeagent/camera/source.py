@@ -22,7 +22,7 @@ import av
 import av.error
 from pydantic import SecretStr
 
-from edgeagent.camera import challenge
+from edgeagent.camera import challenge, tls_relay
 from edgeagent.camera.annexb import SUPPORTED_CODECS, declared_picture_size, with_parameter_sets
 from edgeagent.camera.failures import (
     WAITING_AFTER_NO_ANSWER,
@@ -312,11 +312,15 @@ class CameraSource:
             self._resolve_url()
         finally:
             self._resolved = False  # the next attempt asks again
-        container = av.open(
-            challenge.url_for_ffmpeg(self.section, self._url, self._has_password),
-            options=self._options(),
-            timeout=(self.section.open_timeout_s, None),  # open only; reads: the `timeout` option
-        )
+        with tls_relay.relayed_url(self.section, self._url, self._loop) as url:  # rtsps://: verified here
+            container = av.open(
+                challenge.url_for_ffmpeg(self.section, url, self._has_password),
+                options=self._options(),
+                timeout=(self.section.open_timeout_s, None),  # open only; reads: the `timeout` option
+            )
+            self._open_session(container)
+
+    def _open_session(self, container: av.container.InputContainer) -> None:
         try:
             if not container.streams.video:
                 raise CameraRefused("the camera offers no video stream")

@@ -1,25 +1,25 @@
-"""The camera's rtsps:// certificate, checked before anything is sent: against a CA file
-(``tls_ca_file``, with the URL's host name or IP address) or a pinned SHA-256 fingerprint of the
-certificate (``tls_fingerprint_sha256``), as the camera's configuration says.
+"""Whether the device at an rtsps:// camera's address is the camera its configuration names.
 
-Why not in FFmpeg: its RTSP client opens the tls:// connection underneath with no options
-(libavformat/rtsp.c passes NULL to ffurl_open_whitelist), so neither ``tls_verify`` nor ``ca_file`` reach
-it and it accepts any certificate. The source therefore checks the certificate on a connection of its
-own, and reads the camera's authentication challenge on that same verified connection (challenge.py).
-Remaining risk: FFmpeg's session is a second, unverified connection. An active attacker who relays this
-check to the real camera and intercepts only FFmpeg's connection still gets the stream and, if the camera
-uses Basic, the password. A TLS-terminating relay in the agent would close that; it is not built yet.
+Every rtsps:// certificate is verified, on the one connection that carries the session (the agent's own TLS
+relay, tls_relay.py; FFmpeg never opens TLS itself, since libavformat's rtsp.c passes no ca_file or verify
+option to its TLS layer and would accept any certificate):
+
+- ``tls_fingerprint_sha256`` set: the leaf certificate's SHA-256 must match; no CA or host name is checked,
+  so a camera's self-signed certificate can be pinned.
+- otherwise: the chain must lead to ``tls_ca_file`` (the system's CAs when unset) and the certificate must
+  name the URL's host (an IP address in its SAN for a camera addressed by IP).
+
+A failure is ``CertificateRefused``: the camera "said no" (backoff, never a tight loop), and nothing, not
+even an RTSP request, was sent to the device.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import socket
 import ssl
 
 from edgeagent.camera.failures import CameraRefused
-from edgeagent.camera.reachability import rtsp_address
 from edgeagent.config import CameraSection
 
 
@@ -27,51 +27,42 @@ class CertificateRefused(CameraRefused):
     """The device at the camera's address is not the camera its configuration names."""
 
 
-def verifies(section: CameraSection) -> bool:
-    return section.tls_ca_file is not None or section.tls_fingerprint_sha256 is not None
-
-
-def _context(section: CameraSection) -> ssl.SSLContext:
-    if section.tls_ca_file is not None:
-        try:
-            return ssl.create_default_context(cafile=str(section.tls_ca_file))
-        except (OSError, ssl.SSLError) as exc:  # not "the camera is away": the configuration is wrong
-            raise CertificateRefused(f"tls_ca_file cannot be used ({exc.strerror or exc})") from None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # a pinned fingerprint (checked below), or nothing: as FFmpeg does
-    return context
+def context(section: CameraSection) -> ssl.SSLContext:
+    """The client context for this camera; ``CertificateRefused`` if its CA file cannot be used."""
+    if section.tls_fingerprint_sha256 is not None:
+        pinned = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        pinned.check_hostname = False
+        pinned.verify_mode = ssl.CERT_NONE  # the pin (checked by ``check_pin``) is the whole check
+        return pinned
+    try:
+        return ssl.create_default_context(cafile=None if section.tls_ca_file is None else str(section.tls_ca_file))
+    except (OSError, ssl.SSLError) as exc:  # not "the camera is away": the configuration is wrong
+        raise CertificateRefused(f"tls_ca_file cannot be used ({exc.strerror or exc})") from None
 
 
 def fingerprint(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def connect(section: CameraSection, timeout_s: float) -> socket.socket:
-    """A TLS connection to the camera, its certificate checked as configured; ``CertificateRefused``
-    when it fails the check, ``OSError`` when the camera is away."""
-    host, port = rtsp_address(section.url)
-    context = _context(section)
-    raw = socket.create_connection((host, port), timeout=timeout_s)
-    try:
-        try:
-            sock = context.wrap_socket(raw, server_hostname=host)
-        except ssl.SSLCertVerificationError as exc:
-            raise CertificateRefused(
-                f"the camera's TLS certificate failed verification with tls_ca_file ({exc.verify_message})"
-            ) from None
-        except ssl.SSLError as exc:
-            raise CertificateRefused(f"TLS handshake with the camera failed ({exc.reason or 'error'})") from None
-    except BaseException:
-        raw.close()
-        raise
+def check_pin(section: CameraSection, der: bytes | None) -> None:
+    """After the handshake: the leaf certificate (DER) against the pin, if one is configured."""
     pinned = section.tls_fingerprint_sha256
-    if pinned is not None:
-        pinned = pinned.replace(":", "").lower()  # as `openssl x509 -fingerprint -sha256` prints it, or bare
-        der = sock.getpeercert(binary_form=True) or b""
-        if not hmac.compare_digest(fingerprint(der), pinned):
-            sock.close()
-            raise CertificateRefused(
-                "the camera's TLS certificate does not match tls_fingerprint_sha256; refusing to connect"
-            )
-    return sock
+    if pinned is None:
+        return
+    pinned = pinned.replace(":", "").lower()  # as `openssl x509 -fingerprint -sha256` prints it, or bare
+    if not hmac.compare_digest(fingerprint(der or b""), pinned):
+        raise CertificateRefused(
+            "the camera's TLS certificate does not match tls_fingerprint_sha256; refusing to connect"
+        )
+
+
+def refusal(exc: ssl.SSLError, section: CameraSection) -> CertificateRefused:
+    """The health message for a failed handshake."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        if section.tls_ca_file is not None:
+            against = "tls_ca_file"
+        else:
+            against = "the system's CAs (set tls_ca_file, or pin tls_fingerprint_sha256)"
+        return CertificateRefused(f"the camera's TLS certificate failed verification with {against}: "
+                                  f"{exc.verify_message}")
+    return CertificateRefused(f"TLS handshake with the camera failed ({exc.reason or 'error'})")
