@@ -188,7 +188,10 @@ class TlsRelay:
             ours = ours and await asyncio.to_thread(connected_from_this_process, local, peer)
         except OSError:
             ours = False  # no /proc: nothing can show the client is FFmpeg
-        if not ours or self.claimed or self.closed:
+        if self.closed:
+            transport.abort()
+            return
+        if not ours or self.claimed:
             self.refused += 1
             log.warning("tls relay for %s: refused a connection that is not the agent's own", self.section.url)
             transport.abort()
