@@ -198,9 +198,9 @@ async def test_the_relay_takes_only_this_process_connection(devices, tls_files) 
     relay = await tls_relay.open_relay(section, timeout_s=5, idle_s=10)
     try:
         stranger = (
-            "import socket; s = socket.create_connection(('127.0.0.1', %d), 5); s.settimeout(5); "
+            f"import socket; s = socket.create_connection(('127.0.0.1', {relay.port}), 5); s.settimeout(5); "
             "s.sendall(b'OPTIONS rtsp://x/ RTSP/1.0\\r\\nCSeq: 1\\r\\nAuthorization: Basic eA==\\r\\n\\r\\n'); "
-            "print(repr(s.recv(100)))" % relay.port
+            "print(repr(s.recv(100)))"
         )
         result = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-c", stranger], capture_output=True, text=True, timeout=20
