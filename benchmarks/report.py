@@ -15,7 +15,8 @@ from typing import Any
 from benchmarks.figures import fmt
 from benchmarks.settings import BENCH
 
-ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "soak", "browser"]
+ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "soak", "browser",
+         "tls_relay"]
 FINDINGS = BENCH / "FINDINGS.md"
 
 
@@ -80,6 +81,9 @@ def _headline(result: dict[str, Any]) -> str:
                              f"{fmt(d['page']['max'], 2)})" for d in data["ttff"])
             per = "; ".join(f"{d['camera']} ×{d['viewers']}: {fmt(d['per_viewer'], 1)} % a viewer" for d in data["cpu"])
             return f"{ttff}; {per}"
+        if name == "tls_relay":
+            return (f"relay {fmt(data['relay_cost_percent'], 2)} % of a core per camera (ffmpeg's own TLS "
+                    f"{fmt(data['ffmpeg_tls_cost_percent'], 2)} %)")
         if name == "soak":
             return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
     except (KeyError, TypeError, IndexError, ZeroDivisionError):
