@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 from edgeagent.camera import tls_check
 from edgeagent.camera.reachability import rtsp_address
 from edgeagent.config import CameraSection
+from edgeagent.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,9 @@ class TlsRelay:
             return
         if not ours or self.claimed:
             self.refused += 1
-            log.warning("tls relay for %s: refused a connection that is not the agent's own", self.section.url)
+            if self.refused == 1:  # once per session: a stranger cannot flood the log
+                log.warning("tls relay for %s: refused a local connection that is not the agent's own",
+                            redact_url(self.section.url))
             transport.abort()
             return
         self.claimed = True
@@ -224,7 +227,7 @@ class TlsRelay:
             return
         self.closed = True
         self.why_closed = why
-        log.debug("tls relay for %s: %s", self.section.url, why)
+        log.debug("tls relay for %s: %s", redact_url(self.section.url), why)
         if self._timer is not None:
             self._timer.cancel()
         if self._server is not None:
