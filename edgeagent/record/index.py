@@ -9,6 +9,8 @@ Times are stored as integer microseconds since the epoch (UTC), so a segment's s
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -56,6 +58,7 @@ CREATE TABLE IF NOT EXISTS locks (
     reason TEXT NOT NULL,
     created_us INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
@@ -164,9 +167,42 @@ class RecordingIndex:
                 ),
             )  # fmt: skip
 
+    def known_paths(self) -> set[Path]:
+        return {Path(row[0]) for row in self._query("SELECT path FROM segments")}
+
+    def clear(self) -> None:
+        """Forget every segment and gap (before a reindex); locks stay."""
+        with self._tx() as db:
+            db.execute("DELETE FROM segments")
+            db.execute("DELETE FROM gaps")
+
     def delete_segment(self, path: Path) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM segments WHERE path = ?", (str(path),))
+
+    def deletable(self, limit: int = 64) -> list[Segment]:
+        """The oldest closed segments that no lock touches: what retention may delete, oldest first."""
+        rows = self._query(
+            f"SELECT {self._SEGMENT_COLUMNS} FROM segments s WHERE open = 0 AND NOT EXISTS (SELECT 1 FROM locks l "
+            "WHERE l.camera = s.camera AND l.start_us < s.end_us AND l.end_us > s.start_us) "
+            "ORDER BY start_us LIMIT ?",
+            (limit,),
+        )
+        return [self._segment(row) for row in rows]
+
+    def add_written(self, count: int) -> int:
+        """Add to the lifetime count of bytes written to the disk (flash wear); returns the new total."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO counters (name, value) VALUES ('bytes_written', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                (count,),
+            )
+            return int(db.execute("SELECT value FROM counters WHERE name = 'bytes_written'").fetchone()[0])
+
+    def written(self) -> int:
+        rows = self._query("SELECT value FROM counters WHERE name = 'bytes_written'")
+        return int(rows[0][0]) if rows else 0
 
     def total_bytes(self) -> int:
         return int(self._query("SELECT COALESCE(SUM(bytes), 0) FROM segments")[0][0])
@@ -241,6 +277,7 @@ class RecordingIndex:
                 "INSERT INTO locks (id, camera, start_us, end_us, reason, created_us) VALUES (?, ?, ?, ?, ?, ?)",
                 (lock.id, camera, to_us(start), to_us(end), reason, to_us(lock.created)),
             )
+        self._mirror_locks()
         return lock
 
     def locks(self, camera: str | None = None) -> list[Lock]:
@@ -252,7 +289,42 @@ class RecordingIndex:
 
     def remove_lock(self, lock_id: str) -> bool:
         with self._tx() as db:
-            return db.execute("DELETE FROM locks WHERE id = ?", (lock_id,)).rowcount > 0
+            removed = db.execute("DELETE FROM locks WHERE id = ?", (lock_id,)).rowcount > 0
+        self._mirror_locks()
+        return removed
+
+    @property
+    def locks_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".locks.json")
+
+    def _mirror_locks(self) -> None:
+        """Locks are copied beside the database: losing it must not free locked evidence for deletion."""
+        rows = self._query("SELECT id, camera, start_us, end_us, reason, created_us FROM locks ORDER BY start_us")
+        temporary = self.locks_file.with_suffix(".tmp")
+        try:
+            with open(temporary, "w") as file:
+                json.dump([dict(zip(("id", "camera", "start_us", "end_us", "reason", "created_us"), row, strict=True))
+                           for row in rows], file)  # fmt: skip
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.locks_file)
+        except OSError:
+            pass  # a full disk: the database still holds the locks
+
+    def restore_locks(self) -> int:
+        """Reload the locks from their copy (after the database was lost); returns how many."""
+        try:
+            entries = json.loads(self.locks_file.read_text())
+        except (OSError, ValueError):
+            return 0
+        with self._tx() as db:
+            for entry in entries:
+                db.execute(
+                    "INSERT OR IGNORE INTO locks (id, camera, start_us, end_us, reason, created_us) "
+                    "VALUES (:id, :camera, :start_us, :end_us, :reason, :created_us)",
+                    entry,
+                )
+        return len(entries)
 
     def is_locked(self, camera: str, start: datetime, end: datetime) -> bool:
         rows = self._query(
