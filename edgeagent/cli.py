@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    add_help=False)
     simulate.add_argument("simulator_args", nargs=argparse.REMAINDER)
     simulate.set_defaults(handler=cmd_simulate)
+
+    from edgeagent.record.commands import add_recordings_commands
+
+    add_recordings_commands(commands)
     return parser
 
 
