@@ -13,6 +13,7 @@ import collections
 import enum
 import errno
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -91,6 +92,7 @@ class Recorder:
         self._gap_open = False
         self._paused = False
         self._listeners: list[Callable[[Recorder], None]] = []
+        self._deferred: list[Callable[[], object]] = []
 
     # -- event-loop side --------------------------------------------------------------------------
 
@@ -232,27 +234,24 @@ class Recorder:
         start = self._start_time(packet, previous_end if contiguous else None)
         path = segment_path(self.settings.dir, self.camera, start)
         stream = packet.stream
+        self._db(lambda: self.index.open_segment(self.camera, path, start, stream.codec, stream.width, stream.height))
         try:
-            self.index.open_segment(self.camera, path, start, stream.codec, stream.width, stream.height)
             self._writer = SegmentWriter(path, packet, start)
         except ValueError as exc:  # no parameter sets yet: wait for a keyframe that has them
             log.warning("camera %s: cannot start a segment: %s", self.camera, exc)
-            self.index.delete_segment(path)
+            self._db(lambda: self.index.delete_segment(path))
             return
         except OSError as exc:
             self._writer = None
-            try:
-                self.index.delete_segment(path)
-            except Exception:
-                pass
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "full" in str(exc):
+            self._db(lambda: self.index.delete_segment(path))
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 self._pause()
                 return
             raise
         self._last = packet
         self._paused = False
         if self._gap_open:
-            self.index.close_gaps(self.camera, start)
+            self._db(lambda: self.index.close_gaps(self.camera, start))
             self._gap_open = False
         self._set_state("recording", None)
 
@@ -279,15 +278,15 @@ class Recorder:
             return None
         size, end, digest = writer.close(next_dts)
         self.bytes_written += size
-        self.index.add_written(size)
-        if end <= writer.start or writer.fragments <= 1 and size == 0:
+        self._db(lambda: self.index.add_written(size))
+        if end <= writer.start:  # nothing playable in it
             writer.path.unlink(missing_ok=True)
-            self.index.delete_segment(writer.path)
+            self._db(lambda: self.index.delete_segment(writer.path))
             return None
         stream = writer.stream_info
         segment = Segment(self.camera, writer.path, writer.start, end, size, stream.codec, stream.width,
                           stream.height, digest, self._prev_sha)  # fmt: skip
-        self.index.close_segment(segment)
+        self._db(lambda: self.index.close_segment(segment))
         self._prev_sha = digest
         self.segments_written += 1
         return end
@@ -297,14 +296,16 @@ class Recorder:
         end = self._close()
         self._last = None
         if not self._gap_open:
-            self.index.add_gap(self.camera, end or datetime.now(UTC), None, reason)
+            gap_start = end or datetime.now(UTC)
+            self._db(lambda: self.index.add_gap(self.camera, gap_start, None, reason))
             self._gap_open = True
         if reason != GapReason.AGENT_STOPPED:
             self._set_state("paused", reason.value)
 
     def _pause(self) -> None:
         if not self._gap_open:
-            self.index.add_gap(self.camera, datetime.now(UTC), None, GapReason.DISK_FULL)
+            gap_start = datetime.now(UTC)
+            self._db(lambda: self.index.add_gap(self.camera, gap_start, None, GapReason.DISK_FULL))
             self._gap_open = True
         if not self._paused:
             log.warning("camera %s: recording paused: disk full (only locked video left to delete)", self.camera)
@@ -321,6 +322,19 @@ class Recorder:
             except Exception:
                 self._writer = None
                 log.exception("camera %s: could not close the segment; repair will at the next start", self.camera)
+
+    def _db(self, action: Callable[[], object]) -> None:
+        """Write to the index, in order; on a full disk keep the writes and do them once there is room (the
+        files are the truth, and a crash meanwhile is repaired from them)."""
+        self._deferred.append(action)
+        while self._deferred:
+            try:
+                self._deferred[0]()
+            except sqlite3.OperationalError as exc:
+                if len(self._deferred) == 1:
+                    log.warning("camera %s: index not updated (%s); will retry", self.camera, exc)
+                return
+            self._deferred.pop(0)
 
     def _set_state(self, state: str, reason: str | None) -> None:
         if (state, reason) == (self.state, self.reason):

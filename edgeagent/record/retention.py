@@ -45,10 +45,13 @@ class Retention:
     def min_free_bytes(self, total: int) -> int:
         return self.settings.min_free.of(total)
 
+    def headroom(self, total: int) -> int:
+        return max(RESUME_HEADROOM_BYTES, int(total * RESUME_HEADROOM_SHARE))
+
     def can_resume(self) -> bool:
+        """Room for a paused recorder (also one paused by a disk someone else filled)."""
         free, total = self.disk()
-        headroom = max(RESUME_HEADROOM_BYTES, int(total * RESUME_HEADROOM_SHARE))
-        return not self.short and free >= self.min_free_bytes(total) + headroom
+        return not self.short and free >= self.min_free_bytes(total) + self.headroom(total)
 
     # -- the check --------------------------------------------------------------------------------
 
@@ -64,7 +67,8 @@ class Retention:
     def _check(self) -> bool:
         cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.retain)
         free, total = self.disk()
-        need_free = self.min_free_bytes(total)
+        # Once short, room is made up to a headroom above min_free before recording resumes: no flapping.
+        need_free = self.min_free_bytes(total) + (self.headroom(total) if self.short else 0)
         max_bytes = self.settings.max_bytes.of(total) if self.settings.max_bytes else None
         stored = self.index.total_bytes()
         while True:

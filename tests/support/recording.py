@@ -18,6 +18,8 @@ from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.source import CameraSource
 from edgeagent.config import CameraSection
 from edgeagent.record.index import RecordingIndex
+from edgeagent.record.recorder import Recorder
+from edgeagent.record.retention import Retention
 from edgeagent.record.service import RecordingService
 from edgeagent.record.settings import RecordingSection
 
@@ -43,8 +45,12 @@ class Recording:
         return self._reopened or self.service.index
 
     @property
-    def recorder(self):  # noqa: ANN201 - Recorder
+    def recorder(self) -> Recorder:
         return self.service.recorders[self.name]
+
+    @property
+    def retention(self) -> Retention:
+        return self.service.retention
 
     async def __aenter__(self) -> Recording:
         await self.service.start()
