@@ -93,6 +93,7 @@ class Recorder:
         self._paused = False
         self._listeners: list[Callable[[Recorder], None]] = []
         self._deferred: list[Callable[[], object]] = []
+        self._last_end: datetime | None = None
 
     # -- event-loop side --------------------------------------------------------------------------
 
@@ -100,6 +101,7 @@ class Recorder:
         self._running = True
         self._prev_sha = self.index.last_sha256(self.camera)
         self._gap_open = self.index.has_open_gap(self.camera)
+        self._last_end = self.index.camera_totals(self.camera)[1]
         self._subscription = self.hub.subscribe(f"recorder-{self.camera}", maxsize=QUEUE_PACKETS)
         self.hub.on_stream_change(self._on_stream_change)
         self._thread = threading.Thread(target=self._run, name=f"record-{self.camera}", daemon=True)
@@ -260,6 +262,8 @@ class Recorder:
         that consecutive segments join exactly; re-anchored when the two drift apart."""
         arrived = arrival_wall_clock(packet)
         pts = packet.pts if packet.pts is not None else _dts(packet) or 0
+        if self._last_end is not None and arrived < self._last_end:
+            arrived = self._last_end  # never before what is already recorded: one timeline, no overlap
         anchor = self._anchor
         if anchor is None or anchor[0] != packet.stream.generation:
             self._anchor = (packet.stream.generation, pts, arrived)
@@ -288,6 +292,7 @@ class Recorder:
                           stream.height, digest, self._prev_sha)  # fmt: skip
         self._db(lambda: self.index.close_segment(segment))
         self._prev_sha = digest
+        self._last_end = end
         self.segments_written += 1
         return end
 
