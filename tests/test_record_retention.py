@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edgeagent.record.model import GapReason
-from tests.support.recording import Recording, ffmpeg_errors, until
+from tests.support.recording import Recording, ffmpeg_errors, segment_files, until
 
 MB = 1_000_000
 
@@ -72,7 +72,7 @@ async def test_retention_by_age_deletes_oldest_first_and_keeps_the_locked_range(
     assert segments[0].path == first[0].path and segments[0].path.exists()  # locked: kept past its age
     for segment in segments[1:]:
         assert now - segment.end < timedelta(seconds=5 + 2.5)  # unlocked: none older than retain (+ a check)
-    on_disk = set(small_disk.glob("rec/north/*/*.mp4"))
+    on_disk = set(segment_files(small_disk / "rec"))
     assert on_disk == {s.path for s in segments}  # deleted files are gone, kept ones indexed
     assert rec.index.locks("north")[0].id == lock.id
 
@@ -133,7 +133,7 @@ async def test_disk_filled_by_someone_else_closes_the_segment_at_its_last_whole_
         filler = fill_to(small_disk, 0)
         await until(lambda: rec.recorder.state == "paused", 30, "paused by the full disk")
         assert rec.recorder.reason == "disk full"
-        files = sorted(small_disk.glob("rec/north/*/*.mp4"))
+        files = segment_files(small_disk / "rec")
         assert len(files) == 1 and ffmpeg_errors(files[0]) == ""  # cut at a whole fragment: plays cleanly
         packets = rec.hub.packets_total
         await asyncio.sleep(1)

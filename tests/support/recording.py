@@ -71,16 +71,20 @@ class Recording:
         return sum((end - start).total_seconds() for start, end in spans)
 
 
-async def until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+async def until(predicate: Callable[[], Any], within: float, what: str, interval: float = 0.1) -> Any:
     """Poll ``predicate`` (run in a thread: it may touch SQLite) until it is truthy."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await asyncio.to_thread(predicate)
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def segment_files(root: Path, camera: str = "north") -> list[Path]:
+    return sorted(root.glob(f"{camera}/*/*.mp4"))
 
 
 def ffmpeg_errors(path: Path) -> str:
