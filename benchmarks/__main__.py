@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cameras, decode, export, gil, latency, live_view, memory, picture, report, viewers
+from benchmarks import cameras, decode, export, gil, latency, live_view, memory, picture, recording, report, viewers
 from benchmarks.machine import machine_info
 from benchmarks.settings import BENCH, WORK, Settings
 
@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "export": export.run,
     "picture": picture.run,
     "browser": live_view.run,
+    "recording": recording.run,
 }
 
 

@@ -15,7 +15,8 @@ from typing import Any
 from benchmarks.figures import fmt
 from benchmarks.settings import BENCH
 
-ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "soak", "browser"]
+ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "recording",
+         "soak", "browser"]
 FINDINGS = BENCH / "FINDINGS.md"
 
 
@@ -80,6 +81,11 @@ def _headline(result: dict[str, Any]) -> str:
                              f"{fmt(d['page']['max'], 2)})" for d in data["ttff"])
             per = "; ".join(f"{d['camera']} ×{d['viewers']}: {fmt(d['per_viewer'], 1)} % a viewer" for d in data["cpu"])
             return f"{ttff}; {per}"
+        if name == "recording":
+            last = data["series"][-1]
+            return (f"adds {fmt(last['added_per_camera'], 3)} % per camera at {last['cameras']} cameras, "
+                    f"{fmt(last['ratio'], 2)} × ffmpeg; {fmt(last['amplification'], 4)} bytes written per byte; "
+                    f"SIGKILL loses {fmt(data['kills']['lost_s'], 2)} s")
         if name == "soak":
             return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
     except (KeyError, TypeError, IndexError, ZeroDivisionError):

@@ -19,7 +19,8 @@ from benchmarks.figures import percentile, summary
 from benchmarks.webrtc_client import has_keyframe
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = {"decode", "cameras", "ttff", "latency", "viewers", "gil", "memory", "export", "picture", "soak", "browser"}
+ALL = {"decode", "cameras", "ttff", "latency", "viewers", "gil", "memory", "export", "picture", "soak", "browser",
+       "recording"}
 
 
 def _simulator_available() -> bool:

@@ -20,11 +20,14 @@ from edgeagent.record.service import RecordingService
 from edgeagent.record.settings import DiskSize, RecordingSection
 
 
-async def record(cameras: dict[str, str], settings: RecordingSection, seconds: float | None) -> None:
+async def record(
+    cameras: dict[str, str], settings: RecordingSection, seconds: float | None, ingest_only: bool = False
+) -> None:
     hubs = {name: CameraHub(name) for name in cameras}
     sources = [CameraSource(name, CameraSection(url=url), None, hubs[name]) for name, url in cameras.items()]
-    service = RecordingService(settings, hubs)
-    await service.start()
+    service = None if ingest_only else RecordingService(settings, hubs)
+    if service is not None:
+        await service.start()
     for source in sources:
         source.start()
     print("RECORDING", flush=True)
@@ -36,7 +39,8 @@ async def record(cameras: dict[str, str], settings: RecordingSection, seconds: f
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         pass
-    await service.stop()
+    if service is not None:
+        await service.stop()
     for source in sources:
         await source.stop()
 
@@ -47,12 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segment-s", type=float, default=60)
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--ingest-only", action="store_true", help="read the cameras, record nothing (a baseline)")
     parser.add_argument("cameras", nargs="+", help="NAME=rtsp://...")
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
     cameras = dict(item.split("=", 1) for item in args.cameras)
     settings = RecordingSection(dir=args.dir, segment_s=args.segment_s, min_free=DiskSize(percent=0))
-    asyncio.run(record(cameras, settings, args.seconds))
+    asyncio.run(record(cameras, settings, args.seconds, args.ingest_only))
     return 0
 
 
