@@ -9,8 +9,6 @@ Times are stored as integer microseconds since the epoch (UTC), so a segment's s
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import sqlite3
 import threading
 import uuid
@@ -20,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edgeagent.record.lockcopy import LOCK_COLUMNS, read_copy, write_copy
 from edgeagent.record.model import Gap, GapReason, Lock, Segment
 
 # Segments whose ends are closer than this count as one continuous span (the next starts where the last
@@ -299,39 +298,15 @@ class RecordingIndex:
 
     def _mirror_locks(self) -> None:
         """Locks are copied beside the database: losing it must not free locked evidence for deletion."""
-        rows = self._query("SELECT id, camera, start_us, end_us, reason, created_us FROM locks ORDER BY start_us")
-        temporary = self.locks_file.with_suffix(".tmp")
-        try:
-            with open(temporary, "w") as file:
-                json.dump([dict(zip(("id", "camera", "start_us", "end_us", "reason", "created_us"), row, strict=True))
-                           for row in rows], file)  # fmt: skip
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.locks_file)
-        except OSError:
-            pass  # a full disk: the database still holds the locks
+        write_copy(self.locks_file, self._query(f"SELECT {LOCK_COLUMNS} FROM locks ORDER BY start_us"))
 
     def restore_locks(self) -> int:
         """Reload the locks from their copy (after the database was lost); returns how many."""
-        try:
-            entries = json.loads(self.locks_file.read_text())
-        except (OSError, ValueError):
-            return 0
+        entries = read_copy(self.locks_file)
         with self._tx() as db:
             for entry in entries:
-                db.execute(
-                    "INSERT OR IGNORE INTO locks (id, camera, start_us, end_us, reason, created_us) "
-                    "VALUES (:id, :camera, :start_us, :end_us, :reason, :created_us)",
-                    entry,
-                )
+                db.execute(f"INSERT OR IGNORE INTO locks ({LOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", entry)
         return len(entries)
-
-    def is_locked(self, camera: str, start: datetime, end: datetime) -> bool:
-        rows = self._query(
-            "SELECT 1 FROM locks WHERE camera = ? AND start_us < ? AND end_us > ? LIMIT 1",
-            (camera, to_us(end), to_us(start)),
-        )
-        return bool(rows)
 
     # -- async wrappers for the event loop ----------------------------------------------------------
 

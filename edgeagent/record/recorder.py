@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeagent.camera.hub import CameraHub, Subscription
@@ -26,23 +26,18 @@ from edgeagent.record.index import RecordingIndex
 from edgeagent.record.model import GapReason, Segment
 from edgeagent.record.retention import Retention
 from edgeagent.record.settings import RecordingSection
+from edgeagent.record.timeline import Timeline
 from edgeagent.record.writer import DiskFullError, SegmentWriter
 
 log = logging.getLogger(__name__)
 
 QUEUE_PACKETS = 600  # about 20 s at 30 fps: room for a slow disk's hiccup
 MAX_STEP_S = 5.0  # a frame-to-frame step larger than this is a jump of the camera's clock
-MAX_DRIFT_S = 1.0  # the camera's clock against ours, before a segment is re-anchored to ours
 
 
 class _Marker(enum.Enum):
     OFFLINE = "offline"
     STOP = "stop"
-
-
-def arrival_wall_clock(packet: Packet) -> datetime:
-    """The UTC time a packet arrived (its ``arrival`` is monotonic)."""
-    return datetime.now(UTC) - timedelta(seconds=time.monotonic() - packet.arrival)
 
 
 def segment_path(root: Path, camera: str, start: datetime) -> Path:
@@ -87,21 +82,17 @@ class Recorder:
         # writer-thread state
         self._writer: SegmentWriter | None = None
         self._last: Packet | None = None
-        self._anchor: tuple[int, int, datetime] | None = None  # (generation, pts, wall clock of that pts)
         self._prev_sha: str | None = None
         self._gap_open = False
         self._paused = False
         self._listeners: list[Callable[[Recorder], None]] = []
         self._deferred: list[Callable[[], object]] = []
-        self._last_end: datetime | None = None
+        self._timeline = Timeline(camera, None)
 
     # -- event-loop side --------------------------------------------------------------------------
 
     def start(self) -> None:
         self._running = True
-        self._prev_sha = self.index.last_sha256(self.camera)
-        self._gap_open = self.index.has_open_gap(self.camera)
-        self._last_end = self.index.camera_totals(self.camera)[1]
         self._subscription = self.hub.subscribe(f"recorder-{self.camera}", maxsize=QUEUE_PACKETS)
         self.hub.on_stream_change(self._on_stream_change)
         self._thread = threading.Thread(target=self._run, name=f"record-{self.camera}", daemon=True)
@@ -158,14 +149,18 @@ class Recorder:
     # -- writer thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._prev_sha = self.index.last_sha256(self.camera)
+        self._gap_open = self.index.has_open_gap(self.camera)
+        self._timeline.last_end = self.index.camera_totals(self.camera)[1]
         while True:
             with self._ready:
-                while not self._queue:
+                if not self._queue:
                     self._ready.wait(1.0)
-                    if not self._queue:
-                        self._idle()
-                item = self._queue.popleft()
+                item = self._queue.popleft() if self._queue else None
                 lost, self._lost = self._lost, False
+            if item is None:
+                self._idle()  # outside the lock: the event loop must never wait for the disk
+                continue
             try:
                 if lost:
                     self._interrupt(GapReason.RECORDER_OVERLOADED)
@@ -184,10 +179,14 @@ class Recorder:
                 self._abandon()
 
     def _idle(self) -> None:
-        """No packet for a second: a pause for a full disk may be over, or may have begun."""
-        if self._writer is not None and self.retention.short:
-            self._interrupt(GapReason.DISK_FULL)
-            self._pause()
+        """No packet for a second: the disk may have filled meanwhile."""
+        try:
+            if self._writer is not None and self.retention.short:
+                self._interrupt(GapReason.DISK_FULL)
+                self._pause()
+        except Exception:
+            log.exception("camera %s: recording failed while idle", self.camera)
+            self._abandon()
 
     def _handle(self, packet: Packet) -> None:
         dts = _dts(packet)
@@ -226,14 +225,11 @@ class Recorder:
         return step <= 0 or step > MAX_STEP_S
 
     def _begin(self, packet: Packet, contiguous: bool, previous_end: datetime | None = None) -> None:
-        if self._paused or not contiguous:
-            short = self.retention.check()
-            if short or (self._paused and not self.retention.can_resume()):
-                self._pause()
-                return
-        else:
-            self.retention.check()
-        start = self._start_time(packet, previous_end if contiguous else None)
+        short = self.retention.check()  # before each new segment: make room first
+        if short or (self._paused and not self.retention.can_resume()):
+            self._pause()
+            return
+        start = self._timeline.start_of(packet, previous_end if contiguous else None)
         path = segment_path(self.settings.dir, self.camera, start)
         stream = packet.stream
         self._db(lambda: self.index.open_segment(self.camera, path, start, stream.codec, stream.width, stream.height))
@@ -257,25 +253,6 @@ class Recorder:
             self._gap_open = False
         self._set_state("recording", None)
 
-    def _start_time(self, packet: Packet, previous_end: datetime | None) -> datetime:
-        """Wall-clock time of the keyframe: the camera's own clock, anchored to ours once per connection, so
-        that consecutive segments join exactly; re-anchored when the two drift apart."""
-        arrived = arrival_wall_clock(packet)
-        pts = packet.pts if packet.pts is not None else _dts(packet) or 0
-        if self._last_end is not None and arrived < self._last_end:
-            arrived = self._last_end  # never before what is already recorded: one timeline, no overlap
-        anchor = self._anchor
-        if anchor is None or anchor[0] != packet.stream.generation:
-            self._anchor = (packet.stream.generation, pts, arrived)
-            return arrived
-        start = previous_end or anchor[2] + timedelta(seconds=float((pts - anchor[1]) * packet.stream.time_base))
-        if abs((start - arrived).total_seconds()) > MAX_DRIFT_S:
-            log.info("camera %s: its clock drifted %.2f s from ours; re-anchored", self.camera,
-                     (start - arrived).total_seconds())  # fmt: skip
-            self._anchor = (packet.stream.generation, pts, arrived)
-            return arrived
-        return start
-
     def _close(self, next_dts: int | None = None) -> datetime | None:
         writer, self._writer = self._writer, None
         if writer is None:
@@ -292,7 +269,7 @@ class Recorder:
                           stream.height, digest, self._prev_sha)  # fmt: skip
         self._db(lambda: self.index.close_segment(segment))
         self._prev_sha = digest
-        self._last_end = end
+        self._timeline.last_end = end
         self.segments_written += 1
         return end
 
@@ -309,7 +286,7 @@ class Recorder:
 
     def _pause(self) -> None:
         if not self._gap_open:
-            gap_start = datetime.now(UTC)
+            gap_start = self._timeline.last_end or datetime.now(UTC)  # a pause at a segment boundary starts there
             self._db(lambda: self.index.add_gap(self.camera, gap_start, None, GapReason.DISK_FULL))
             self._gap_open = True
         if not self._paused:
