@@ -32,6 +32,7 @@ from edgeagent.record.writer import DiskFullError, SegmentWriter
 log = logging.getLogger(__name__)
 
 QUEUE_PACKETS = 600  # about 20 s at 30 fps: room for a slow disk's hiccup
+PUMP_INTERVAL_S = 0.1
 MAX_STEP_S = 5.0  # a frame-to-frame step larger than this is a jump of the camera's clock
 
 
@@ -75,6 +76,7 @@ class Recorder:
         self._queue: collections.deque[Packet | _Marker | GapReason] = collections.deque()
         self._ready = threading.Condition()
         self._lost = False
+        self._seen_drops = 0
         self._subscription: Subscription | None = None
         self._pump_task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
@@ -117,33 +119,38 @@ class Recorder:
             await asyncio.to_thread(self._thread.join, 30)
 
     async def _pump(self) -> None:
-        assert self._subscription is not None
-        subscription = self._subscription
-        seen = subscription.dropped
-        while (packet := await subscription.get()) is not None:
-            if subscription.dropped != seen:
-                self.dropped += subscription.dropped - seen
-                seen = subscription.dropped
-                self._put(GapReason.RECORDER_OVERLOADED)
-            self._put(packet)
+        """Moves packets to the writer in batches: one wake-up of its thread per batch, not per frame."""
+        while self._subscription is not None and not self._subscription.closed:
+            await asyncio.sleep(PUMP_INTERVAL_S)
+            self._drain_subscription()
 
     def _drain_subscription(self) -> None:
-        if self._subscription is not None:
-            while (packet := self._subscription.get_nowait()) is not None:
-                self._put(packet)
+        subscription = self._subscription
+        if subscription is None:
+            return
+        batch: list[Packet | _Marker | GapReason] = []
+        if subscription.dropped != self._seen_drops:
+            self.dropped += subscription.dropped - self._seen_drops
+            self._seen_drops = subscription.dropped
+            batch.append(GapReason.RECORDER_OVERLOADED)
+        while (packet := subscription.get_nowait()) is not None:
+            batch.append(packet)
+        if batch:
+            self._put(*batch)
 
     def _on_stream_change(self, stream: StreamInfo | None) -> None:
         if stream is None and self._running:
             self._drain_subscription()  # what arrived before the end belongs before the marker
             self._put(_Marker.OFFLINE)
 
-    def _put(self, item: Packet | _Marker | GapReason) -> None:
+    def _put(self, *items: Packet | _Marker | GapReason) -> None:
         with self._ready:
-            if len(self._queue) >= QUEUE_PACKETS and isinstance(item, Packet):
-                self._queue.popleft()
-                self.dropped += 1
-                self._lost = True
-            self._queue.append(item)
+            for item in items:
+                if len(self._queue) >= QUEUE_PACKETS and isinstance(item, Packet):
+                    self._queue.popleft()
+                    self.dropped += 1
+                    self._lost = True
+                self._queue.append(item)
             self._ready.notify()
 
     # -- writer thread ----------------------------------------------------------------------------

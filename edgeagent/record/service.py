@@ -8,6 +8,7 @@ Wiring (the agent): ``service = RecordingService(config.recording, {name: camera
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -78,6 +79,8 @@ class RecordingService:
             for name, hub in hubs.items()
         }
         self.started_at = time.monotonic()
+        self._callbacks: list[Callable[[str], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _prepare(self) -> None:
         if self._needs_reindex:
@@ -88,10 +91,23 @@ class RecordingService:
             log.warning("repaired %d segments left open by a crash", len(repaired))
         self.retention.check()
 
+    def on_change(self, callback: Callable[[str], None]) -> None:
+        """``callback(camera)`` on the event loop whenever a recorder's state or reason changes (publish the
+        retained ``<base>/cameras/<cam>/recording`` then). Register before ``start()``."""
+        self._callbacks.append(callback)
+
+    def _changed(self, recorder: Recorder) -> None:  # in the writer thread
+        if self._loop is not None:
+            for callback in self._callbacks:
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    self._loop.call_soon_threadsafe(callback, recorder.camera)
+
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._prepare)
         self.retention.start()
         for recorder in self.recorders.values():
+            recorder.on_change(self._changed)
             recorder.start()
 
     async def stop(self) -> None:
@@ -126,3 +142,13 @@ class RecordingService:
 
     async def astats(self) -> dict[str, RecordingStats]:
         return await asyncio.to_thread(self.stats)
+
+    def alarms(self, stats: RecordingStats) -> list[str]:
+        """What should raise an alarm for one camera: recording paused, or a disk that holds too few days."""
+        found = []
+        if stats.state == "paused" and stats.reason == "disk full":
+            found.append("recording paused: disk full (only locked video left)")
+        if stats.disk_days is not None and stats.disk_days < self.settings.alarm_below_days:
+            found.append(f"the recording disk holds {stats.disk_days:.1f} days at the current rate "
+                         f"(alarm below {self.settings.alarm_below_days:g})")  # fmt: skip
+        return found

@@ -67,3 +67,4 @@ class RecordingSection(BaseModel):
     max_bytes: Size | None = None
     endurance_tbw: float | None = Field(default=None, gt=0)
     retention_check_s: float = Field(default=5, gt=0, le=3600)
+    alarm_below_days: float = Field(default=3, ge=0)  # alarm when the disk holds fewer days than this
