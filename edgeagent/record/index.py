@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS segments (
     open INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS segments_camera_start ON segments (camera, start_us);
+CREATE INDEX IF NOT EXISTS segments_start ON segments (start_us);
+CREATE INDEX IF NOT EXISTS segments_end ON segments (end_us);
 CREATE TABLE IF NOT EXISTS gaps (
     id INTEGER PRIMARY KEY,
     camera TEXT NOT NULL,
@@ -188,6 +190,9 @@ class RecordingIndex:
             (limit,),
         )
         return [self._segment(row) for row in rows]
+
+    def any_ended_before(self, moment: datetime) -> bool:
+        return bool(self._query("SELECT 1 FROM segments WHERE end_us < ? AND open = 0 LIMIT 1", (to_us(moment),)))
 
     def add_written(self, count: int) -> int:
         """Add to the lifetime count of bytes written to the disk (flash wear); returns the new total."""

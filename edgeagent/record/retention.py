@@ -70,7 +70,12 @@ class Retention:
         # Once short, room is made up to a headroom above min_free before recording resumes: no flapping.
         need_free = self.min_free_bytes(total) + (self.headroom(total) if self.short else 0)
         max_bytes = self.settings.max_bytes.of(total) if self.settings.max_bytes else None
-        stored = self.index.total_bytes()
+        stored = self.index.total_bytes() if max_bytes is not None else 0
+        # The cheap questions first: most checks find nothing to do and must cost next to nothing.
+        if not (free < need_free or (max_bytes is not None and stored > max_bytes)
+                or self.index.any_ended_before(cutoff)):  # fmt: skip
+            return free < need_free
+        deleted_before = self.deleted
         while True:
             candidates = self.index.deletable(limit=64)
             progress = False
@@ -87,7 +92,8 @@ class Retention:
             if not progress:
                 break
             free, total = self.disk()
-        self.index.delete_gaps_before(cutoff)
+        if self.deleted != deleted_before:
+            self.index.delete_gaps_before(cutoff)
         short = free < need_free
         if short and not self.short:
             log.warning("recording disk short: %d bytes free, %d wanted; only locked video is left", free, need_free)
