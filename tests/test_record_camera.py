@@ -22,6 +22,11 @@ async def test_continuous_recording_gives_a_10_s_stretch_from_the_middle_that_de
     camera = camera_factory(width=320, height=180, fps=FPS, gop_s=1.0)
     async with Recording(camera.url, tmp_path / "rec", segment_s=4) as rec:
         await until(lambda: rec.index.spans("north") and len(rec.index.segments("north")) >= 4, 40, "16 s recorded")
+        stats = (await rec.service.astats())["north"]
+    assert stats.state == "recording" and stats.reason is None and stats.dropped == 0
+    assert stats.oldest is not None and stats.newest is not None and stats.oldest < stats.newest
+    assert stats.bytes > 0 and stats.bytes_written >= stats.bytes and stats.bytes_per_hour > 0
+    assert stats.disk_days is not None and stats.disk_days > 0 and stats.endurance_used is None
     segments = rec.index.segments("north")
     spans = rec.index.spans("north")
     assert len(spans) == 1, f"one continuous span expected, got {spans}"
