@@ -65,11 +65,11 @@ def test_recording_settings_read_durations_and_sizes_and_reject_bad_ones_in_one_
     config = parse_config({"agent": {"id": "a"}, "recording": {"retain": "12h", "min_free": "2GB",
                                                               "max_bytes": "500MB"}, "cameras": {}})  # fmt: skip
     assert config.recording is not None
-    assert config.recording.retain == 12 * 3600
-    assert config.recording.min_free.of(10**12) == 2 * 10**9
-    assert config.recording.max_bytes is not None and config.recording.max_bytes.of(0) == 500 * 10**6
+    assert config.recording.retain_s == 12 * 3600
+    assert config.recording.min_free_bytes(10**12) == 2 * 10**9
+    assert config.recording.max_bytes_of(0) == 500 * 10**6
     percent = parse_config({"agent": {"id": "a"}, "recording": {"min_free": "10%"}}).recording
-    assert percent is not None and percent.min_free.of(1000) == 100
+    assert percent is not None and percent.min_free_bytes(1000) == 100
     for field, value, message in [("retain", "3 weeks", "duration"), ("min_free", "lots", "size"),
                                   ("segment_s", 0.5, "greater than or equal")]:  # fmt: skip
         with pytest.raises(ConfigError) as error:

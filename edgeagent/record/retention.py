@@ -43,7 +43,7 @@ class Retention:
         return stats.f_bavail * stats.f_frsize, stats.f_blocks * stats.f_frsize
 
     def min_free_bytes(self, total: int) -> int:
-        return self.settings.min_free.of(total)
+        return self.settings.min_free_bytes(total)
 
     def headroom(self, total: int) -> int:
         return max(RESUME_HEADROOM_BYTES, int(total * RESUME_HEADROOM_SHARE))
@@ -65,11 +65,11 @@ class Retention:
             return self.short
 
     def _check(self) -> bool:
-        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.retain)
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.retain_s)
         free, total = self.disk()
         # Once short, room is made up to a headroom above min_free before recording resumes: no flapping.
         need_free = self.min_free_bytes(total) + (self.headroom(total) if self.short else 0)
-        max_bytes = self.settings.max_bytes.of(total) if self.settings.max_bytes else None
+        max_bytes = self.settings.max_bytes_of(total)
         stored = self.index.total_bytes() if max_bytes is not None else 0
         # The cheap questions first: most checks find nothing to do and must cost next to nothing.
         if not (free < need_free or (max_bytes is not None and stored > max_bytes)

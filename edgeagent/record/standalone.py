@@ -17,7 +17,7 @@ from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.source import CameraSource
 from edgeagent.config import CameraSection
 from edgeagent.record.service import RecordingService
-from edgeagent.record.settings import DiskSize, RecordingSection
+from edgeagent.record.settings import RecordingSection
 
 
 async def record(
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
     cameras = dict(item.split("=", 1) for item in args.cameras)
-    settings = RecordingSection(dir=args.dir, segment_s=args.segment_s, min_free=DiskSize(percent=0))
+    settings = RecordingSection(dir=args.dir, segment_s=args.segment_s, min_free="0%")
     asyncio.run(record(cameras, settings, args.seconds, args.ingest_only))
     return 0
 
