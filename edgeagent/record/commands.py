@@ -1,4 +1,7 @@
-"""``edgeagent recordings list|reindex -c FILE``: for a commissioning engineer on the box."""
+"""``edgeagent recordings list|reindex -c FILE``: for a commissioning engineer on the box.
+
+Only argparse at import: ``edgeagent verify`` runs on machines without PyAV, and it builds the same parser.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,12 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgeagent.config import ConfigError, load_config
-from edgeagent.record.index import RecordingIndex
-from edgeagent.record.repair import reindex
-from edgeagent.record.service import INDEX_NAME
-from edgeagent.record.settings import RecordingSection
+if TYPE_CHECKING:
+    from edgeagent.record.settings import RecordingSection
+
+INDEX_NAME = "index.sqlite3"  # the service's (edgeagent.record.service.INDEX_NAME), without importing PyAV
 
 EXIT_CONFIG = 2
 
@@ -22,6 +24,8 @@ def _iso(moment: datetime) -> str:
 
 
 def _settings(args: argparse.Namespace) -> RecordingSection | None:
+    from edgeagent.config import ConfigError, load_config
+
     try:
         config = load_config(Path(args.config))
     except ConfigError as exc:
@@ -35,6 +39,8 @@ def _settings(args: argparse.Namespace) -> RecordingSection | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from edgeagent.record.index import RecordingIndex
+
     settings = _settings(args)
     if settings is None:
         return EXIT_CONFIG
@@ -59,6 +65,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     """Rebuild the index from the files (run it while the agent is stopped)."""
+    from edgeagent.record.index import RecordingIndex
+    from edgeagent.record.repair import reindex
+
     settings = _settings(args)
     if settings is None:
         return EXIT_CONFIG

@@ -26,7 +26,7 @@ from edgeagent.record.settings import RecordingSection
 
 log = logging.getLogger(__name__)
 
-INDEX_NAME = "index.sqlite3"
+INDEX_NAME = "index.sqlite3"  # inside recording.dir (also in edgeagent.record.commands)
 RATE_MIN_S = 60.0  # a rate measured over less than this says little
 
 
