@@ -1,15 +1,15 @@
 """The recorder of one camera: a hub consumer that remuxes packets into fragmented-MP4 segments.
 
-The event loop only moves packets from the hub's subscription into a bounded queue; a writer thread per
-camera does all PyAV, file and index work. Whatever the stream does (reconnects, timestamp jumps, a disk
-that fills up) the current segment is closed cleanly and the hole between two segments is recorded as a
-gap with its reason; recording starts again on the next keyframe.
+The event loop only queues packets in the hub's bounded subscription (drop-oldest, drops counted); a
+writer thread per camera takes them in batches and does all PyAV, file and index work. Whatever the
+stream does (reconnects, timestamp jumps, a disk that fills up) the current segment is closed cleanly
+and the hole between two segments is recorded as a gap with its reason; recording starts again on the
+next keyframe.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import enum
 import errno
 import logging
@@ -27,12 +27,14 @@ from edgeagent.record.model import GapReason, Segment
 from edgeagent.record.retention import Retention
 from edgeagent.record.settings import RecordingSection
 from edgeagent.record.timeline import Timeline
-from edgeagent.record.writer import DiskFullError, SegmentWriter
+from edgeagent.record.writer import FRAGMENT_S, DiskFullError, SegmentWriter
 
 log = logging.getLogger(__name__)
 
-QUEUE_PACKETS = 600  # about 20 s at 30 fps: room for a slow disk's hiccup
-PUMP_INTERVAL_S = 0.1
+QUEUE_PACKETS = 600  # the hub subscription's bound: about 20 s at 30 fps, room for a slow disk's hiccup
+BATCH_INTERVAL_S = 0.1  # between looks at the queue while no segment is open (waiting for a keyframe)
+FRAGMENT_SLACK_S = 0.1  # after a fragment is due: the frame that completes it, and one after (held back)
+MAX_WAIT_S = 1.0
 MAX_STEP_S = 5.0  # a frame-to-frame step larger than this is a jump of the camera's clock
 
 
@@ -69,17 +71,15 @@ class Recorder:
         self.offline_reason = offline_reason or (lambda: GapReason.CAMERA_OFFLINE)
         self.state = "off"  # recording, paused or off
         self.reason: str | None = None
-        self.dropped = 0  # packets this recorder lost (hub subscription plus its own queue)
+        self.dropped = 0  # packets the hub dropped from this recorder's subscription (drop-oldest)
         self.bytes_written = 0
         self.segments_written = 0
         self.started_at = time.monotonic()
-        self._queue: collections.deque[Packet | _Marker | GapReason] = collections.deque()
-        self._ready = threading.Condition()
-        self._lost = False
         self._seen_drops = 0
+        self._markers: list[tuple[int, _Marker]] = []  # (packets delivered before it, marker): from the loop
         self._subscription: Subscription | None = None
-        self._pump_task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._running = False
         # writer-thread state
         self._writer: SegmentWriter | None = None
@@ -99,7 +99,6 @@ class Recorder:
         self.hub.on_stream_change(self._on_stream_change)
         self._thread = threading.Thread(target=self._run, name=f"record-{self.camera}", daemon=True)
         self._thread.start()
-        self._pump_task = asyncio.get_running_loop().create_task(self._pump(), name=f"record-pump-{self.camera}")
 
     def on_change(self, listener: Callable[[Recorder], None]) -> None:
         """``listener(recorder)`` runs in the writer thread when state or reason change."""
@@ -109,49 +108,42 @@ class Recorder:
         if not self._running:
             return
         self._running = False
-        if self._subscription is not None:
-            self._drain_subscription()
-            self._subscription.close()
-        if self._pump_task is not None:
-            self._pump_task.cancel()
-        self._put(_Marker.STOP)
+        self._stopping.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 30)
+        if self._subscription is not None:
+            self._subscription.close()
 
-    async def _pump(self) -> None:
-        """Moves packets to the writer in batches: one wake-up of its thread per batch, not per frame."""
-        while self._subscription is not None and not self._subscription.closed:
-            await asyncio.sleep(PUMP_INTERVAL_S)
-            self._drain_subscription()
-
-    def _drain_subscription(self) -> None:
+    def _on_stream_change(self, stream: StreamInfo | None) -> None:
+        """On the loop: the connection ended. The writer acts on it after the packets that came before."""
         subscription = self._subscription
-        if subscription is None:
-            return
+        if stream is None and self._running and subscription is not None:
+            self._markers.append((subscription.delivered + subscription.qsize(), _Marker.OFFLINE))
+
+    # -- writer thread ----------------------------------------------------------------------------
+
+    def _take(self) -> list[Packet | _Marker | GapReason]:
+        """What the hub queued for us since the last look, markers in their place. The subscription's deque
+        is shared with the loop: appends and pops on either side are atomic (CPython's deque); nothing
+        else of it is touched here."""
+        subscription = self._subscription
+        assert subscription is not None
         batch: list[Packet | _Marker | GapReason] = []
         if subscription.dropped != self._seen_drops:
             self.dropped += subscription.dropped - self._seen_drops
             self._seen_drops = subscription.dropped
             batch.append(GapReason.RECORDER_OVERLOADED)
-        while (packet := subscription.get_nowait()) is not None:
+        while True:
+            if self._markers and self._markers[0][0] <= subscription.delivered:
+                batch.append(self._markers.pop(0)[1])
+                continue
+            packet = subscription.get_nowait()
+            if packet is None:
+                break
             batch.append(packet)
-        if batch:
-            self._put(*batch)
-
-    def _on_stream_change(self, stream: StreamInfo | None) -> None:
-        if stream is None and self._running:
-            self._drain_subscription()  # what arrived before the end belongs before the marker
-            self._put(_Marker.OFFLINE)
-
-    def _put(self, *items: Packet | _Marker | GapReason) -> None:
-        with self._ready:
-            for item in items:
-                if len(self._queue) >= QUEUE_PACKETS and isinstance(item, Packet):
-                    self._queue.popleft()
-                    self.dropped += 1
-                    self._lost = True
-                self._queue.append(item)
-            self._ready.notify()
+        while self._markers:  # what came before them was dropped: they are due all the same
+            batch.append(self._markers.pop(0)[1])
+        return batch
 
     # -- writer thread ----------------------------------------------------------------------------
 
@@ -160,30 +152,40 @@ class Recorder:
         self._gap_open = self.index.has_open_gap(self.camera)
         self._timeline.last_end = self.index.camera_totals(self.camera)[1]
         while True:
-            with self._ready:
-                if not self._queue:
-                    self._ready.wait(1.0)
-                item = self._queue.popleft() if self._queue else None
-                lost, self._lost = self._lost, False
-            if item is None:
-                self._idle()  # outside the lock: the event loop must never wait for the disk
-                continue
-            try:
-                if lost:
-                    self._interrupt(GapReason.RECORDER_OVERLOADED)
-                if item is _Marker.STOP:
-                    self._interrupt(GapReason.AGENT_STOPPED)
-                    self._set_state("off", GapReason.AGENT_STOPPED.value)
-                    return
-                if item is _Marker.OFFLINE:
-                    self._interrupt(self.offline_reason())
-                elif isinstance(item, GapReason):
-                    self._interrupt(item)
-                else:
-                    self._handle(item)
-            except Exception:  # the recorder must outlive anything one packet or one disk can do
-                log.exception("camera %s: recording failed; starting again at the next keyframe", self.camera)
-                self._abandon()
+            stopping = self._stopping.wait(self._wait_s())
+            batch = self._take()
+            for item in batch:
+                self._process(item)
+            if stopping:
+                self._process(_Marker.STOP)
+                return
+            if not batch:
+                self._idle()
+
+    def _wait_s(self) -> float:
+        """How long to let packets gather. While a segment is written, until the fragment being filled is due
+        (the packet that completes it makes the muxer write it out): about one wake-up per fragment, not
+        one per frame, and no fragment reaches the disk later for it."""
+        writer = self._writer
+        if writer is None:
+            return BATCH_INTERVAL_S
+        due = writer.fragment_arrival + FRAGMENT_S + FRAGMENT_SLACK_S - time.monotonic()
+        return min(MAX_WAIT_S, max(BATCH_INTERVAL_S / 2, due))
+
+    def _process(self, item: Packet | _Marker | GapReason) -> None:
+        try:
+            if item is _Marker.STOP:
+                self._interrupt(GapReason.AGENT_STOPPED)
+                self._set_state("off", GapReason.AGENT_STOPPED.value)
+            elif item is _Marker.OFFLINE:
+                self._interrupt(self.offline_reason())
+            elif isinstance(item, GapReason):
+                self._interrupt(item)
+            else:
+                self._handle(item)
+        except Exception:  # the recorder must outlive anything one packet or one disk can do
+            log.exception("camera %s: recording failed; starting again at the next keyframe", self.camera)
+            self._abandon()
 
     def _idle(self) -> None:
         """No packet for a second: the disk may have filled meanwhile."""

@@ -26,10 +26,12 @@ from edgeagent.record import fmp4
 
 log = logging.getLogger(__name__)
 
-# About a second, a little less: a fragment reaches the disk when the first packet after it arrives (one
-# frame later, as the writer holds a packet back for its duration), so 0.8 s keeps a SIGKILL or power cut
-# under 1 s of loss. Each fragment costs about 350 bytes of header and one fdatasync.
-FRAGMENT_US = 800_000
+# About a second, a little less: a fragment reaches the disk when the first packet after it is muxed (one
+# frame after it arrived, as the writer holds a packet back for its duration, plus the writer thread's
+# wake-up), so 0.7 s keeps a SIGKILL or power cut under 1 s of loss. Each fragment costs about 350 bytes
+# of header and one fdatasync.
+FRAGMENT_US = 700_000
+FRAGMENT_S = FRAGMENT_US / 1e6
 MUXER_OPTIONS = {
     "movflags": "frag_keyframe+empty_moov+default_base_moof",
     "frag_duration": str(FRAGMENT_US),
@@ -128,6 +130,7 @@ class SegmentWriter:
         self.last_end_dts = self.first_dts  # end of the last muxed packet
         self.synced_bytes = 0  # bytes known to be on the disk, all of them whole fragments
         self.fragments = 0
+        self.fragment_arrival = first.arrival  # when the first packet of the fragment being filled arrived
         # Until a second packet tells, a lone frame lasts 1/25 s.
         self._last_duration = max(1, int(Fraction(1, 25) / stream.time_base))
         self._pending: Packet | None = None  # held one packet back to learn its duration from the next
@@ -190,6 +193,7 @@ class SegmentWriter:
         self._last_duration = max(1, duration)
         if self._file.position != before:
             self._sync()
+            self.fragment_arrival = packet.arrival  # the muxer flushed the last fragment: this one opens the next
 
     def _sync(self) -> None:
         try:
