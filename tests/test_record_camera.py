@@ -10,7 +10,7 @@ from edgeagent.record.index import RecordingIndex
 from edgeagent.record.model import GapReason
 from edgeagent.record.repair import reindex
 from edgeagent.record.service import INDEX_NAME
-from tests.support.recording import Recording, ffmpeg_errors, frame_times, probe, until
+from tests.support.recording import OffLoop, Recording, blocking, ffmpeg_errors, frame_times, probe, until
 
 FPS = 25
 FRAME_S = 1 / FPS
@@ -98,9 +98,9 @@ async def test_deleted_database_is_rebuilt_by_reindex_with_the_same_spans_and_ch
     for path in root.glob(INDEX_NAME + "*"):
         if not path.name.endswith(".locks.json"):
             path.unlink()
-    index = RecordingIndex(root / INDEX_NAME)
+    index = OffLoop(blocking(RecordingIndex, root / INDEX_NAME))
     assert index.segments("north") == []
-    assert reindex(index, root) == len(before)
+    assert blocking(reindex, index.target, root) == len(before)
     assert index.spans("north") == before_spans
     assert [(s.path, s.start, s.end, s.sha256, s.prev_sha256) for s in index.segments("north")] == before
     assert [lk.id for lk in index.locks("north")] == [lock.id]  # locks survive the lost database

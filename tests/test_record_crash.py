@@ -15,7 +15,7 @@ from edgeagent.record import fmp4
 from edgeagent.record.index import RecordingIndex
 from edgeagent.record.model import GapReason
 from edgeagent.record.service import INDEX_NAME
-from tests.support.recording import Recording, ffmpeg_errors, until
+from tests.support.recording import OffLoop, Recording, blocking, ffmpeg_errors, until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +52,7 @@ async def test_sigkill_mid_segment_loses_at_most_one_second_and_the_gap_says_age
     finally:
         if process.poll() is None:
             process.kill()
-    index = RecordingIndex(directory / INDEX_NAME)
+    index = OffLoop(blocking(RecordingIndex, directory / INDEX_NAME))
     assert [row[1] for row in index.open_segments()] == [path]  # the index knew it was being written
     index.close()
 
@@ -65,7 +65,7 @@ async def test_sigkill_mid_segment_loses_at_most_one_second_and_the_gap_says_age
         assert lost <= 1.0, f"lost {lost:.2f} s of video at the kill"
         assert segment.end <= killed_at + timedelta(seconds=0.2)
         assert ffmpeg_errors(path) == ""
-        assert fmp4.scan(path).clean and path.stat().st_size == segment.bytes
+        assert blocking(fmp4.scan, path).clean and path.stat().st_size == segment.bytes
         await until(lambda: rec.recorder.state == "recording", 30, "recording again")
     assert time.monotonic() - started < 60
     gaps = rec.index.gaps("north")

@@ -21,7 +21,7 @@ from edgeagent.record.model import GapReason, Segment
 from edgeagent.record.recorder import QUEUE_PACKETS
 from edgeagent.record.service import RecordingStats
 from edgeagent.record.writer import SegmentWriter, truncate_to_whole_fragments
-from tests.support.recording import Recording, ffmpeg_errors, frame_times, probe, until
+from tests.support.recording import Recording, blocking, ffmpeg_errors, frame_times, probe, until
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TB = Fraction(1, 90000)
@@ -119,9 +119,9 @@ def test_index_locks_protect_segments_from_retention_and_can_reach_into_the_futu
 
 
 async def test_index_async_wrappers_run_off_the_event_loop(tmp_path: Path) -> None:
-    index = RecordingIndex(tmp_path / "i.db")
-    index.close_segment(segment(0))
-    assert await index.aspans("north") == index.spans("north")
+    index = blocking(RecordingIndex, tmp_path / "i.db")
+    blocking(index.close_segment, segment(0))
+    assert await index.aspans("north") == blocking(index.spans, "north")
     lock = await index.aadd_lock("north", T0, T0 + timedelta(seconds=1), "x")
     assert await index.alocks("north") == [lock] and await index.aremove_lock(lock.id)
 

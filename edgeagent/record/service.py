@@ -66,30 +66,48 @@ class RecordingService:
         hubs: dict[str, CameraHub],
         offline_reasons: dict[str, Callable[[], GapReason]] | None = None,
     ) -> None:
+        # Nothing here touches the disk: the directory and the index are opened by ``start()``, in a thread.
         self.settings = settings.model_copy(update={"dir": settings.dir.absolute()})
-        self.settings.dir.mkdir(parents=True, exist_ok=True)
-        index_path = self.settings.dir / INDEX_NAME
-        fresh = not index_path.exists()
-        self.index = RecordingIndex(index_path)
-        self._needs_reindex = fresh and any(camera_files(self.settings.dir).values())
-        self.retention = Retention(self.settings, self.index)
-        reasons = offline_reasons or {}
-        self.recorders = {
-            name: Recorder(name, hub, self.index, self.retention, self.settings, reasons.get(name))
-            for name, hub in hubs.items()
-        }
+        self._hubs = dict(hubs)
+        self._reasons = offline_reasons or {}
+        self._index: RecordingIndex | None = None
+        self._retention: Retention | None = None
+        self.recorders: dict[str, Recorder] = {}
         self.started_at = time.monotonic()
         self._callbacks: list[Callable[[str], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def index(self) -> RecordingIndex:
+        """The recording index (for the HTTP routes and the CLI); there once ``start()`` returned."""
+        if self._index is None:
+            raise RuntimeError("the recording service is not started")
+        return self._index
+
+    @property
+    def retention(self) -> Retention:
+        if self._retention is None:
+            raise RuntimeError("the recording service is not started")
+        return self._retention
+
     def _prepare(self) -> None:
-        if self._needs_reindex:
-            count = reindex(self.index, self.settings.dir)
+        """In a thread: open the index, rebuild it when it was lost, repair what a crash left open."""
+        self.settings.dir.mkdir(parents=True, exist_ok=True)
+        index_path = self.settings.dir / INDEX_NAME
+        fresh = not index_path.exists()
+        index = self._index = RecordingIndex(index_path)
+        self._retention = Retention(self.settings, index)
+        if fresh and any(camera_files(self.settings.dir).values()):
+            count = reindex(index, self.settings.dir)
             log.warning("recording index was missing: rebuilt from %d segment files", count)
-        repaired = repair(self.index, self.settings.dir)
+        repaired = repair(index, self.settings.dir)
         if repaired:
             log.warning("repaired %d segments left open by a crash", len(repaired))
-        self.retention.check()
+        self._retention.check()
+        self.recorders = {
+            name: Recorder(name, hub, index, self._retention, self.settings, self._reasons.get(name))
+            for name, hub in self._hubs.items()
+        }
 
     def on_change(self, callback: Callable[[str], None]) -> None:
         """``callback(camera)`` on the event loop whenever a recorder's state or reason changes (publish the
@@ -112,8 +130,10 @@ class RecordingService:
 
     async def stop(self) -> None:
         await asyncio.gather(*(recorder.stop() for recorder in self.recorders.values()))
-        await asyncio.to_thread(self.retention.stop)
-        await asyncio.to_thread(self.index.close)
+        if self._retention is not None:
+            await asyncio.to_thread(self._retention.stop)
+        if self._index is not None:
+            await asyncio.to_thread(self._index.close)
 
     # -- health -----------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +23,27 @@ from edgeagent.record.recorder import Recorder
 from edgeagent.record.retention import Retention
 from edgeagent.record.service import RecordingService
 from edgeagent.record.settings import RecordingSection
+
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="test-off-loop")
+
+
+def blocking(function: Callable[..., Any], *args: Any) -> Any:
+    """Call a blocking product API from a test's coroutine: it runs in another thread (the test waits for
+    it, on purpose), so the product code itself is never on the event loop and blockbuster stays armed."""
+    return _POOL.submit(function, *args).result()
+
+
+class OffLoop:
+    """The same object, each method call made through ``blocking``: for the index in a test's asserts."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.target, name)
+        if not callable(attribute):
+            return attribute
+        return lambda *args: blocking(attribute, *args)
 
 
 class Recording:
@@ -40,9 +62,10 @@ class Recording:
         self._reopened: RecordingIndex | None = None
 
     @property
-    def index(self) -> RecordingIndex:
-        """The service's index while it runs; a fresh one on the same file after it stopped."""
-        return self._reopened or self.service.index
+    def index(self) -> Any:
+        """The service's index while it runs, a fresh one on the same file after it stopped; each call off
+        the event loop (``OffLoop``)."""
+        return OffLoop(self._reopened or self.service.index)
 
     @property
     def recorder(self) -> Recorder:
@@ -64,7 +87,7 @@ class Recording:
         if self.source is not None:
             await self.source.stop()
         await self.service.stop()
-        self._reopened = RecordingIndex(self.service.index.path)
+        self._reopened = await asyncio.to_thread(RecordingIndex, self.service.index.path)
 
     async def recorded_s(self) -> float:
         spans = await asyncio.to_thread(self.index.spans, self.name)
