@@ -21,7 +21,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cameras, decode, export, gil, latency, live_view, memory, picture, report, tls_relay, viewers
+from benchmarks import (
+    cameras,
+    decode,
+    export,
+    gil,
+    latency,
+    live_view,
+    memory,
+    picture,
+    recording,
+    report,
+    tls_relay,
+    viewers,
+)
 from benchmarks.machine import machine_info
 from benchmarks.settings import BENCH, WORK, Settings
 
@@ -37,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "picture": picture.run,
     "browser": live_view.run,
     "tls_relay": tls_relay.run,
+    "recording": recording.run,
 }
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from benchmarks.figures import fmt
 from benchmarks.settings import BENCH
 
-ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "soak", "browser",
-         "tls_relay"]
+ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "recording",
+         "soak", "browser", "tls_relay"]
 FINDINGS = BENCH / "FINDINGS.md"
 
 
@@ -84,6 +84,11 @@ def _headline(result: dict[str, Any]) -> str:
         if name == "tls_relay":
             return (f"relay {fmt(data['relay_cost_percent'], 2)} % of a core per camera (ffmpeg's own TLS "
                     f"{fmt(data['ffmpeg_tls_cost_percent'], 2)} %)")
+        if name == "recording":
+            last = data["series"][-1]
+            return (f"adds {fmt(last['added_per_camera'], 3)} % per camera at {last['cameras']} cameras, "
+                    f"{fmt(last['ratio'], 2)} × ffmpeg; {fmt(last['amplification'], 4)} bytes written per byte; "
+                    f"SIGKILL loses {fmt(data['kills']['lost_s'], 2)} s")
         if name == "soak":
             return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
     except (KeyError, TypeError, IndexError, ZeroDivisionError):

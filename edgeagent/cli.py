@@ -201,10 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--seconds", type=float, default=6.0, help="how long to watch the stream")
     probe.set_defaults(handler=cmd_probe)
 
+    from edgeagent.record.commands import add_recordings_commands
     from edgeagent.record.export_command import add_export_command
 
-    recordings = commands.add_parser("recordings", help="export the recordings on this box")
-    add_export_command(recordings.add_subparsers(dest="recordings_command", required=True))
+    add_export_command(add_recordings_commands(commands))  # recordings list | reindex | export
 
     verify = commands.add_parser("verify", help="check an export's signature, clip and hash chain (offline)")
     verify.add_argument("export", help="the export.zip")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from edgeagent.record.settings import RecordingSection
 from edgeagent.secretfile import SecretProblem, read_secret_env, read_secret_file
 from edgeagent.uplink.settings import UplinkSection
 from edgeagent.urls import check_host_name, redact_url, refuse_credentials, url_with_password
@@ -225,6 +226,7 @@ class CameraSection(Strict):
         examples=[[[0.0, 0.0, 0.25, 0.2]]],
     )
     live: LiveSection = Field(default=LiveSection(), description="live view")
+    record: bool = Field(default=True, description="recorded when a recording section exists; false leaves it out")
     _password: SecretStr | None = PrivateAttr(None)
 
     @field_validator("url")
@@ -328,6 +330,7 @@ class Config(Strict):
     uplink: UplinkSection | None = Field(
         default=None, description="optional: watched cameras go once to the centre's media server, which fans out"
     )
+    recording: RecordingSection | None = Field(default=None, description="optional; without it nothing is recorded")
     _secrets_resolved: bool = PrivateAttr(False)
 
     @model_validator(mode="after")

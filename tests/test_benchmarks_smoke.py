@@ -20,7 +20,7 @@ from benchmarks.webrtc_client import has_keyframe
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = {"decode", "cameras", "ttff", "latency", "viewers", "gil", "memory", "export", "picture", "soak", "browser",
-       "tls_relay"}
+       "tls_relay", "recording"}
 
 
 def _simulator_available() -> bool:

@@ -15,6 +15,9 @@ class GapReason(StrEnum):
     AGENT_STOPPED = "agent stopped"
     AGENT_CRASHED = "agent crashed"
     RECORDING_DISABLED = "recording disabled"
+    # Added by the recorder: a hole of at most one GOP until the next keyframe.
+    TIMESTAMP_JUMP = "timestamp jump"  # the camera's clock jumped or ran backwards (RTP wrap, reboot)
+    RECORDER_OVERLOADED = "recorder overloaded"  # the disk was too slow: packets were dropped
 
 
 @dataclass(frozen=True)
