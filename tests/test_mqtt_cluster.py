@@ -143,9 +143,7 @@ def test_killing_the_agents_node_fails_over_and_the_state_is_current_again(
         )
 
 
-def test_sigkill_of_the_agent_delivers_offline_on_every_node(
-    tmp_path, cluster, agent_factory, base_config, watchers
-):
+def test_sigkill_of_the_agent_delivers_offline_on_every_node(tmp_path, cluster, agent_factory, base_config, watchers):
     every = [watch(watchers, node) for node in cluster.nodes]
     agent = agent_factory(cluster_config(tmp_path, base_config, cluster, None))
     for watcher in every:

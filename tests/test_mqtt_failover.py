@@ -124,9 +124,7 @@ def test_killing_the_broker_moves_the_agent_to_the_next_current_within_5_s_and_i
     on_third.wait_for(AVAILABILITY, lambda m: m.payload == b"offline", timeout=5, since=killed_at)
 
 
-def test_an_unreachable_first_broker_is_passed_over_at_start(
-    tmp_path, brokers, agent_factory, base_config, watchers
-):
+def test_an_unreachable_first_broker_is_passed_over_at_start(tmp_path, brokers, agent_factory, base_config, watchers):
     brokers[0].kill()  # nothing listens there now: connection refused
     on_second = watch(watchers, brokers[1])
     agent = agent_factory(agent_config(tmp_path, base_config, brokers))

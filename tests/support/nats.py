@@ -196,7 +196,6 @@ class NatsCluster:
         finally:
             watcher.close()
 
-
     def close(self) -> None:
         for node in self.nodes:
             node.kill()
