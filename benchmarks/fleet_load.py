@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import Settings, percentile  # noqa: E402
+from benchmarks.figures import percentile  # noqa: E402
+from benchmarks.settings import Settings  # noqa: E402
 from tests.support.nats import NatsCluster  # noqa: E402
 
 TRAFFIC = Path(__file__).resolve().parent / "fleet_traffic.json"
@@ -115,6 +116,7 @@ class Plan:
     password: str
     sizes: dict[str, int]
     interval_s: float = INTERVAL_S  # shorter in --quick only, so a short window sees traffic
+    retain_snapshots: bool = True  # as the agent sends them; False: the variant with plain snapshots
 
 
 def payload(size: int, stamp: float | None = None) -> bytes:
@@ -142,7 +144,8 @@ async def cabinet(index: int, plan: Plan, counts: dict[str, Any], ready: asyncio
             for camera in range(CAMERAS):
                 topic = f"{base}/cameras/cam{camera}"
                 writer.write(publish_packet(f"{topic}/health", payload(sizes["camera_health"], stamp)))
-                writer.write(publish_packet(f"{topic}/snapshot", payload(sizes["snapshot"], stamp), retain=True))
+                snapshot = payload(sizes["snapshot"], stamp)
+                writer.write(publish_packet(f"{topic}/snapshot", snapshot, plan.retain_snapshots))
             counts["periodic"] += 1 + 2 * CAMERAS
             counts["rounds"].append(stamp)
             await writer.drain()
@@ -259,13 +262,18 @@ def _cpu(processes: list[psutil.Process]) -> float:
 
 
 async def ramp(
-    settings: Settings, steps: list[int], window_s: float, sizes: dict[str, int], interval_s: float
+    settings: Settings,
+    steps: list[int],
+    window_s: float,
+    sizes: dict[str, int],
+    interval_s: float,
+    retain_snapshots: bool = True,
 ) -> list[dict[str, Any]]:
     settle_s = interval_s + 5.0
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="fleet-load-") as tmp, NatsCluster(Path(tmp) / "nats") as cluster:
         ports = [node.port for node in cluster.nodes]
-        plan = Plan(ports, cluster.username, cluster.password, sizes, interval_s)
+        plan = Plan(ports, cluster.username, cluster.password, sizes, interval_s, retain_snapshots)
         centre = Centre()
         subscribers = [asyncio.ensure_future(centre.subscribe(port, plan.user, plan.password, f"n{i}"))
                        for i, port in enumerate(ports)]  # fmt: skip
@@ -338,11 +346,13 @@ def measured_sizes() -> tuple[dict[str, int], str]:
     return dict(DEFAULT_SIZES), "defaults in fleet_load.py"
 
 
-def run(settings: Settings, steps: list[int] | None = None, window_s: float | None = None) -> dict[str, Any]:
+def run(
+    settings: Settings, steps: list[int] | None = None, window_s: float | None = None, retain_snapshots: bool = True
+) -> dict[str, Any]:
     sizes, source = measured_sizes()
-    steps = steps or ([2, 5] if settings.quick else [50, 100, 200, 400, 700, 1000, 1500, 2000, 3000, 4000, 5000])
-    window = window_s or (3.0 if settings.quick else 30.0)
-    rows = asyncio.run(ramp(settings, steps, window, sizes, 1.0 if settings.quick else INTERVAL_S))
+    steps = steps or ([3] if settings.quick else [50, 100, 200, 400, 700, 1000, 1500, 2000, 3000, 4000, 5000])
+    window = window_s or (2.0 if settings.quick else 30.0)
+    rows = asyncio.run(ramp(settings, steps, window, sizes, 1.0 if settings.quick else INTERVAL_S, retain_snapshots))
     held = max((row["cabinets"] for row in rows if row["held"]), default=0)
     return {
         "name": "fleet",
@@ -360,7 +370,8 @@ def run(settings: Settings, steps: list[int] | None = None, window_s: float | No
                       "yes" if row["held"] else "no"] for row in rows],
         }],  # fmt: skip
         "notes": [
-            f"held: {held} simulated cabinets of {CAMERAS} cameras (payload sizes from {source}: {sizes})",
+            f"held: {held} simulated cabinets of {CAMERAS} cameras (payload sizes from {source}: {sizes}); "
+            f"snapshots {'retained, as the agent sends them' if retain_snapshots else 'not retained (a variant)'}",
             f"each step held for {window:g} s, after the connects and one round more; the centre is one "
             "subscriber per node",
             "three nodes, the load generator and the centre share this machine's cores: see docs/fleet.md",
@@ -375,9 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=None, help="seconds each step is held")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    parser.add_argument("--plain-snapshots", action="store_true", help="snapshots not retained (a variant)")
     args = parser.parse_args(argv)
     steps = [int(step) for step in args.steps.split(",")] if args.steps else None
-    result = run(Settings(quick=args.quick), steps, args.window)
+    result = run(Settings(quick=args.quick), steps, args.window, not args.plain_snapshots)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

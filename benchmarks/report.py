@@ -80,6 +80,8 @@ def _headline(result: dict[str, Any]) -> str:
                              f"{fmt(d['page']['max'], 2)})" for d in data["ttff"])
             per = "; ".join(f"{d['camera']} ×{d['viewers']}: {fmt(d['per_viewer'], 1)} % a viewer" for d in data["cpu"])
             return f"{ttff}; {per}"
+        if name == "fleet":
+            return f"{data['held']} cabinets of 4 cameras held with delay p99 < 1 s on three local NATS nodes"
         if name == "soak":
             return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
     except (KeyError, TypeError, IndexError, ZeroDivisionError):
@@ -165,6 +167,8 @@ def write_plot(store: dict[str, Any], out: Path) -> bool:
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, name in zip(axes[0], panels, strict=True):
         data = benchmarks[name]["data"]
+        if name == "fleet":
+            return f"{data['held']} cabinets of 4 cameras held with delay p99 < 1 s on three local NATS nodes"
         if name == "soak":
             t = [p[0] / 60 for p in data["series"]]
             ax.plot(t, [p[1] for p in data["series"]], label="agent RSS")
