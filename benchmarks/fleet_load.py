@@ -218,10 +218,16 @@ def _report(counts: dict[str, Any], started: int) -> dict[str, Any]:
 class Centre:
     def __init__(self) -> None:
         self.seen: list[tuple[float, float]] = []  # (send stamp, delay) of every live message
+        self.subscribed: list[asyncio.Event] = []
 
     async def subscribe(self, port: int, user: str, password: str, name: str) -> None:
+        subscribed = asyncio.Event()
+        self.subscribed.append(subscribed)
         reader, writer = await open_mqtt(port, f"centre-{name}", user, password, f"centre/{name}")
         writer.write(subscribe_packet("edgeagent/#"))
+        while (await read_packet(reader))[0] >> 4 != 9:  # until the SUBACK
+            pass
+        subscribed.set()
         pings = asyncio.ensure_future(_keepalive(writer))
         try:
             await self._receive(reader, writer)
@@ -277,7 +283,10 @@ async def ramp(
         centre = Centre()
         subscribers = [asyncio.ensure_future(centre.subscribe(port, plan.user, plan.password, f"n{i}"))
                        for i, port in enumerate(ports)]  # fmt: skip
-        await asyncio.sleep(1.0)
+        while len(centre.subscribed) < len(ports) or not all(event.is_set() for event in centre.subscribed):
+            if any(task.done() for task in subscribers):
+                raise RuntimeError("a centre subscriber could not subscribe")
+            await asyncio.sleep(0.1)
         ours, theirs = mp.Pipe()
         answers_in, answers_out = mp.Pipe(duplex=False)
         worker = mp.get_context("spawn").Process(target=publisher_main, args=(plan, theirs, answers_out), daemon=True)
