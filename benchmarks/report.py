@@ -16,7 +16,7 @@ from benchmarks.figures import fmt
 from benchmarks.settings import BENCH
 
 ORDER = ["decode", "cameras", "viewers", "ttff", "latency", "gil", "memory", "export", "picture", "recording",
-         "soak", "browser", "tls_relay"]
+         "soak", "browser", "tls_relay", "fleet"]
 FINDINGS = BENCH / "FINDINGS.md"
 
 
@@ -89,6 +89,8 @@ def _headline(result: dict[str, Any]) -> str:
             return (f"adds {fmt(last['added_per_camera'], 3)} % per camera at {last['cameras']} cameras, "
                     f"{fmt(last['ratio'], 2)} × ffmpeg; {fmt(last['amplification'], 4)} bytes written per byte; "
                     f"SIGKILL loses {fmt(data['kills']['lost_s'], 2)} s")
+        if name == "fleet":
+            return f"{data['held']} cabinets of 4 cameras held with delay p99 < 1 s on three local NATS nodes"
         if name == "soak":
             return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
     except (KeyError, TypeError, IndexError, ZeroDivisionError):
@@ -174,6 +176,8 @@ def write_plot(store: dict[str, Any], out: Path) -> bool:
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, name in zip(axes[0], panels, strict=True):
         data = benchmarks[name]["data"]
+        if name == "fleet":
+            return f"{data['held']} cabinets of 4 cameras held with delay p99 < 1 s on three local NATS nodes"
         if name == "soak":
             t = [p[0] / 60 for p in data["series"]]
             ax.plot(t, [p[1] for p in data["series"]], label="agent RSS")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -153,7 +154,10 @@ class Agent:
         if self.bridge is None:
             return
         cameras = self.cameras_health()
-        self.bridge.publish_health(cameras, self.monitor.measure(list(cameras.values())))
+        agent = self.monitor.measure(list(cameras.values()))
+        if self.mqtt is not None:
+            agent = dataclasses.replace(agent, mqtt=self.mqtt.health())
+        self.bridge.publish_health(cameras, agent)
 
     async def _publish_snapshot(self, unit: CameraUnit) -> bool:
         snapshot = await unit.snapshotter.snapshot()
@@ -245,7 +249,7 @@ class Agent:
         collector = metrics.AgentCollector(
             self.cameras_health,
             live=live is not None,
-            mqtt_connected=(lambda: mqtt.connected) if mqtt else None,
+            mqtt=mqtt.health if mqtt else None,
             guards=self.guard_figures,
             commands_refused=self.commands_refused if mqtt else None,
         )

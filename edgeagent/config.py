@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 from edgeagent.record.settings import RecordingSection
 from edgeagent.secretfile import SecretProblem, read_secret_env, read_secret_file
 from edgeagent.uplink.settings import UplinkSection
-from edgeagent.urls import check_host_name, redact_url, refuse_credentials, url_with_password
+from edgeagent.urls import check_host_name, redact_url, refuse_credentials, split_host_port, url_with_password
 
 __all__ = ["redact_url", "url_with_password"]  # kept here for older callers; they live in edgeagent.urls
 
@@ -29,6 +29,7 @@ from edgeagent.onvif.settings import OnvifSection
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 TOPIC_PATTERN = r"^[A-Za-z0-9_/-]+$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+HOSTS_TEXT = "or: a broker cluster, [a.example:8883, b.example:8883]; the agent stays on one while it works"
 
 
 class ConfigError(Exception):
@@ -79,8 +80,9 @@ class TlsSection(Strict):
 
 
 class MqttSection(Strict):
-    host: str = Field(min_length=1, max_length=253, description="required; the broker", examples=["broker.example"])
-    port: int = Field(default=8883, ge=1, le=65535, description="the broker's port")
+    host: str | None = Field(None, max_length=253, description="the broker (or hosts)", examples=["broker.example"])
+    port: int = Field(default=8883, ge=1, le=65535, description="the broker's port (and the default of hosts)")
+    hosts: list[str] | None = Field(None, min_length=1, max_length=16, description=HOSTS_TEXT)
     username: str | None = Field(default=None, max_length=256, description="user at the broker", examples=["edge17"])
     password_file: Path | None = Field(default=None, description="file holding the broker password", examples=["mqtt"])
     password_env: str | None = Field(default=None, pattern=ENV_PATTERN, description="or: a variable holding it")
@@ -94,8 +96,21 @@ class MqttSection(Strict):
 
     @field_validator("host")
     @classmethod
-    def _host(cls, value: str) -> str:
-        return check_host_name(value)
+    def _host(cls, value: str | None) -> str | None:
+        return None if value is None else check_host_name(value)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> MqttSection:
+        if (self.host is None) == (self.hosts is None):
+            raise ValueError("give host (with port) or hosts, not both" if self.host else "host (or hosts) is required")
+        for entry in self.hosts or []:
+            split_host_port(entry, self.port)  # a ValueError names the bad one
+        return self
+
+    @property
+    def brokers(self) -> list[tuple[str, int]]:
+        """Every broker as (host, port), in the order they are tried."""
+        return [split_host_port(entry, self.port) for entry in self.hosts or [f"[{self.host}]"]]
 
     @property
     def password(self) -> SecretStr | None:

@@ -212,5 +212,6 @@ def _check_exposure(config: Config, warnings: list[str]) -> None:
             "set http.tls (or listen on 127.0.0.1 behind a TLS proxy)"
         )
     mqtt = config.mqtt
-    if mqtt is not None and mqtt.tls is None and mqtt.password is not None and not _is_loopback(mqtt.host):
-        warnings.append(f"mqtt.tls: the broker password goes to {mqtt.host} in clear; set mqtt.tls")
+    if mqtt is not None and mqtt.tls is None and mqtt.password is not None:
+        for host in sorted({host for host, _ in mqtt.brokers if not _is_loopback(host)}):
+            warnings.append(f"mqtt.tls: the broker password goes to {host} in clear; set mqtt.tls")

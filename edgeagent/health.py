@@ -87,6 +87,16 @@ class CameraCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class MqttHealth:
+    """The agent's link to its broker (cluster): which one it is on, and how often it had to change."""
+
+    connected: bool
+    broker: str | None  # "host:port" while connected
+    failovers_total: int  # connections to another broker than the one before
+    connects_total: int
+
+
+@dataclass(frozen=True, slots=True)
 class AgentHealth:
     version: str
     uptime_s: float = field(metadata=_digits(1))
@@ -97,6 +107,7 @@ class AgentHealth:
     disk_free_bytes: int | None
     temperature_c: float | None = field(metadata=_digits(1))
     cameras: CameraCounts
+    mqtt: MqttHealth | None = field(default=None, metadata={"omit_none": True})
 
 
 def as_json(record: Any) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def allowed(config: Config, clients: Iterable[str], resolver: Resolver = resolve
         if onvif and onvif != host:  # its stream URI comes from there (and must stay on this host)
             wanted.append((onvif, f"camera {name} (ONVIF)"))
     if config.mqtt is not None:
-        wanted.append((config.mqtt.host, "MQTT broker"))
+        wanted.extend((host, "MQTT broker") for host, _ in config.mqtt.brokers)
     for server in config.webrtc.ice_servers:
         for url in server.urls:
             host = _ice_host(url)

@@ -179,3 +179,14 @@ def url_with_password(url: str, password: SecretStr | None) -> str:
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{quote(user, safe='')}:{quote(password.get_secret_value(), safe='')}@{host}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def split_host_port(entry: str, default_port: int) -> tuple[str, int]:
+    """``HOST``, ``[V6]``, ``HOST:PORT`` or ``[V6]:PORT`` as (host, port); a ValueError says what is wrong."""
+    host, sep, port = entry.rpartition(":")
+    if not sep or entry.endswith("]") or (":" in host and not host.startswith("[")):
+        host, port = entry, str(default_port)
+    host = host.strip("[]")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"broker {entry[:80]!r} must be HOST or HOST:PORT")
+    return check_host_name(host), int(port)

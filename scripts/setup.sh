@@ -12,7 +12,7 @@ PACKAGES=(
   mosquitto mosquitto-clients
   ffmpeg chromium chromium-driver
   openssl ca-certificates systemd
-  janus iproute2
+  janus iproute2 prometheus
 )
 
 missing=()

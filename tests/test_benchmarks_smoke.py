@@ -20,7 +20,7 @@ from benchmarks.webrtc_client import has_keyframe
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = {"decode", "cameras", "ttff", "latency", "viewers", "gil", "memory", "export", "picture", "soak", "browser",
-       "tls_relay", "recording"}
+       "tls_relay", "recording", "fleet"}
 
 
 def _simulator_available() -> bool:
@@ -111,6 +111,8 @@ def test_every_benchmark_runs_once_on_tiny_sizes(tmp_path: Path) -> None:
     if "browser" in bench:
         assert all(case["page"]["median"] > 0 for case in bench["browser"]["data"]["ttff"])
         assert all(point["agent"]["median"] > 0 for point in bench["browser"]["data"]["cpu"])
+    fleet = bench["fleet"]["data"]["rows"]
+    assert fleet and fleet[0]["cabinets"] > 0 and fleet[0]["messages_out_per_s"] > 0 and fleet[0]["p99_s"] is not None
 
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "## Machine" in markdown and "Quick mode" in markdown and "## Commands" in markdown

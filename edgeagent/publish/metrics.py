@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from edgeagent.health import CameraHealth
+from edgeagent.health import CameraHealth, MqttHealth
 from edgeagent.media.picture import ALARMS
 
 # What the live-view service reports per camera, as (LiveStats field, metric name, help, kind).
@@ -40,13 +40,13 @@ class AgentCollector(Collector):
         self,
         cameras: Callable[[], Mapping[str, CameraHealth]],
         live: bool = False,
-        mqtt_connected: Callable[[], bool] | None = None,
+        mqtt: Callable[[], MqttHealth] | None = None,
         guards: Callable[[], Mapping[str, float]] | None = None,
         commands_refused: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self.cameras = cameras
         self.live = live
-        self.mqtt_connected = mqtt_connected
+        self.mqtt = mqtt
         self.guards = guards
         self.commands_refused = commands_refused
 
@@ -105,10 +105,8 @@ class AgentCollector(Collector):
         yield from (alarm, checks, check_seconds)
         if self.live:
             yield from live.values()
-        if self.mqtt_connected is not None:
-            mqtt = GaugeMetricFamily("edgeagent_mqtt_connected", "1 while connected to the broker")
-            mqtt.add_metric([], 1.0 if self.mqtt_connected() else 0.0)
-            yield mqtt
+        if self.mqtt is not None:
+            yield from _mqtt_metrics(self.mqtt())
         if self.guards is not None:
             figures = self.guards()
             for key, name, text, kind in GUARD_METRICS:
@@ -122,6 +120,19 @@ class AgentCollector(Collector):
             for command, count in sorted(self.commands_refused().items()):
                 refused.add_metric([command], count)
             yield refused
+
+
+def _mqtt_metrics(link: MqttHealth) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    connected = GaugeMetricFamily("edgeagent_mqtt_connected", "1 while connected to the broker")
+    connected.add_metric([], 1.0 if link.connected else 0.0)
+    broker = GaugeMetricFamily("edgeagent_mqtt_broker", "1 for the broker connected to", labels=["broker"])
+    if link.broker is not None:
+        broker.add_metric([link.broker], 1.0)
+    failovers = CounterMetricFamily("edgeagent_mqtt_failovers", "Connections to another broker than the one before")
+    failovers.add_metric([], link.failovers_total)
+    connects = CounterMetricFamily("edgeagent_mqtt_connects", "Connections to a broker")
+    connects.add_metric([], link.connects_total)
+    yield from (connected, broker, failovers, connects)
 
 
 def make_registry(collector: AgentCollector) -> CollectorRegistry:

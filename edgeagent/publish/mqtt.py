@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from edgeagent.config import MqttSection
+from edgeagent.health import MqttHealth
 from edgeagent.publish.command_limits import MAX_TOPIC_CHARS
 from edgeagent.publish.topics import AVAILABILITY, TOPIC_LOG_CHARS
 
@@ -26,12 +27,19 @@ log = logging.getLogger(__name__)
 ONLINE = b"online"
 OFFLINE = b"offline"
 # paho waits this long between reconnect attempts at most: the agent is current again within 5 s of the
-# broker's return.
+# broker's return (or of its failover to another broker of the cluster).
 RECONNECT_MAX_S = 2
+# A broker that does not answer the TCP (and TLS) handshake in this time is given up for the next one.
+CONNECT_TIMEOUT_S = 3
 MAX_QUEUED_MESSAGES = 200
 # Commands waiting for the event loop, at most: a flood from the broker is dropped in paho's thread (and
 # counted), not queued on the loop without bound. Topics longer than MAX_TOPIC_CHARS are dropped unread.
 MAX_PENDING_COMMANDS = 256
+# Commands are subscribed at qos 0: with a clean session nothing is kept for the agent while it is away, so
+# qos 1 would add nothing but state on the broker; on a NATS cluster that state (a JetStream consumer per
+# subscription) must be deleted before the agent may connect again through another node, which took 5-13 s
+# after a node died.
+COMMAND_QOS = 0
 
 # handler(topic, payload): called on the event loop; a coroutine it returns runs as a task kept until done
 CommandHandler = Callable[[str, bytes], Awaitable[None] | None]
@@ -64,6 +72,11 @@ class MqttPublisher:
         self._commands_queued = 0
         self._commands_handled = 0
         self.commands_dropped = 0
+        self.brokers = section.brokers
+        self._broker_index = 0  # the broker connected to, or being tried
+        self.broker: str | None = None  # "host:port" while connected
+        self._last_broker: str | None = None
+        self.failovers = 0  # connections to another broker than the one before
 
     # -- lifetime ---------------------------------------------------------------------------------
 
@@ -88,9 +101,11 @@ class MqttPublisher:
             if tls.insecure_skip_verify:
                 client.tls_insecure_set(True)
         client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
+        client.connect_timeout = CONNECT_TIMEOUT_S
         client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         return client
 
@@ -99,7 +114,8 @@ class MqttPublisher:
         self._client = self._make_client()
         self._states[self.availability_topic] = _State(ONLINE, AVAILABILITY.retained, AVAILABILITY.qos)
         # connect_async never blocks: the network loop thread connects, and keeps reconnecting.
-        self._client.connect_async(self.section.host, self.section.port, keepalive=self.section.keepalive_s)
+        host, port = self.brokers[self._broker_index]
+        self._client.connect_async(host, port, keepalive=self.section.keepalive_s)
         self._client.loop_start()
 
     async def stop(self, timeout_s: float = 2.0) -> None:
@@ -127,6 +143,9 @@ class MqttPublisher:
             task.cancel()
         await asyncio.gather(*self._handler_tasks, return_exceptions=True)
 
+    def health(self) -> MqttHealth:
+        return MqttHealth(self.connected, self.broker, self.failovers, self.connects)
+
     # -- publishing -------------------------------------------------------------------------------
 
     def set_state(self, topic: str, payload: bytes | str, retain: bool = True, qos: int = 1) -> None:
@@ -145,7 +164,7 @@ class MqttPublisher:
         """``handler(topic, payload)`` runs on the event loop for every message matching the filter."""
         self._subscriptions[topic_filter] = handler
         if self.connected and self._client is not None:
-            self._client.subscribe(topic_filter, qos=1)
+            self._client.subscribe(topic_filter, qos=COMMAND_QOS)
 
     # -- paho thread ------------------------------------------------------------------------------
 
@@ -154,12 +173,17 @@ class MqttPublisher:
             self.last_error = f"broker refused the connection: {reason_code}"
             log.warning("mqtt: %s", self.last_error)
             return
+        host, port = self.brokers[self._broker_index]
+        broker = f"{host}:{port}"
+        if self._last_broker is not None and broker != self._last_broker:
+            self.failovers += 1
+        self.broker = self._last_broker = broker
         self.connected = True
         self.connects += 1
         self.last_error = None
-        log.info("mqtt: connected to %s:%d", self.section.host, self.section.port)
+        log.info("mqtt: connected to %s", broker)
         for topic_filter in self._subscriptions:
-            client.subscribe(topic_filter, qos=1)
+            client.subscribe(topic_filter, qos=COMMAND_QOS)
         for topic, state in list(self._states.items()):
             client.publish(topic, state.payload, qos=state.qos, retain=state.retain)
 
@@ -167,8 +191,25 @@ class MqttPublisher:
         if self.connected and not self._stopping:
             log.warning("mqtt: disconnected (%s); reconnecting", reason_code)
         self.connected = False
+        self.broker = None
         if reason_code.is_failure:
             self.last_error = f"disconnected: {reason_code}"
+        self._next_broker(client)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata) -> None:
+        host, port = self.brokers[self._broker_index]
+        self.last_error = f"cannot reach {host}:{port}"
+        self._next_broker(client)
+
+    def _next_broker(self, client: mqtt.Client) -> None:
+        """Point paho's next (re)connect at the next broker of the list: a cluster node that went away is
+        left for another, and the agent then stays there as long as that one works."""
+        if len(self.brokers) < 2 or self._stopping:
+            return
+        self._broker_index = (self._broker_index + 1) % len(self.brokers)
+        host, port = self.brokers[self._broker_index]
+        # Only sets where paho's loop reconnects to; the will and the credentials stay on the client.
+        client.connect_async(host, port, keepalive=self.section.keepalive_s)
 
     def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
         if self._loop is None:
