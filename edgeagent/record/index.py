@@ -62,6 +62,25 @@ CREATE TABLE IF NOT EXISTS locks (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
+# Files that must reach object storage (edgeagent.offload.queue owns the rows). Here because retention
+# reads it: a segment with a row not yet done is kept like a locked one.
+OFFLOAD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS offload_queue (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    key TEXT,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_us INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    added_us INTEGER NOT NULL,
+    done_us INTEGER
+);
+CREATE INDEX IF NOT EXISTS offload_queue_pending ON offload_queue (done_us, next_us);
+"""
+
 
 def to_us(moment: datetime) -> int:
     if moment.tzinfo is None:
@@ -89,7 +108,7 @@ class RecordingIndex:
         # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file, and the
         # index can always be rebuilt from the segments. Fewer syncs, less flash wear.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + OFFLOAD_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -182,14 +201,21 @@ class RecordingIndex:
             db.execute("DELETE FROM segments WHERE path = ?", (str(path),))
 
     def deletable(self, limit: int = 64) -> list[Segment]:
-        """The oldest closed segments that no lock touches: what retention may delete, oldest first."""
+        """The oldest closed segments that no lock touches and that are not waiting for offload: what
+        retention may delete, oldest first."""
         rows = self._query(
             f"SELECT {self._SEGMENT_COLUMNS} FROM segments s WHERE open = 0 AND NOT EXISTS (SELECT 1 FROM locks l "
             "WHERE l.camera = s.camera AND l.start_us < s.end_us AND l.end_us > s.start_us) "
+            "AND NOT EXISTS (SELECT 1 FROM offload_queue q WHERE q.path = s.path AND q.done_us IS NULL) "
             "ORDER BY start_us LIMIT ?",
             (limit,),
         )
         return [self._segment(row) for row in rows]
+
+    def offload_pending_bytes(self) -> int:
+        """Bytes of segments kept only because they wait for offload (for the disk-short alarm)."""
+        return int(self._query("SELECT COALESCE(SUM(bytes), 0) FROM offload_queue WHERE done_us IS NULL "
+                               "AND kind = 'segment'")[0][0])  # fmt: skip
 
     def any_ended_before(self, moment: datetime) -> bool:
         return bool(self._query("SELECT 1 FROM segments WHERE end_us < ? AND open = 0 LIMIT 1", (to_us(moment),)))

@@ -4,6 +4,10 @@ One ``Retention`` serves every recorder of a recording directory. ``check()`` ru
 own thread and before each new segment (in the writer thread that wants one); it is serialised by a lock.
 When the disk is short and only locked video is left, ``short`` is set: recorders pause (a ``disk full``
 gap) and start again by themselves once ``can_resume()`` says there is room.
+
+Video waiting for offload is kept like locked video (``RecordingIndex.deletable``); ``before_delete``
+hooks run before anything is deleted, so the offloader can queue what must go first.
+``held_for_offload`` says how many of the kept bytes only wait for their upload.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +36,8 @@ class Retention:
         self.short = False  # the disk is below min_free and nothing unlocked is left to delete
         self.deleted = 0
         self.deleted_bytes = 0
+        self.before_delete: list[Callable[[], object]] = []  # run (in this thread) before any deletion
+        self.held_for_offload = 0  # when short: bytes kept only because they wait for offload
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,6 +82,8 @@ class Retention:
         if not (free < need_free or (max_bytes is not None and stored > max_bytes)
                 or self.index.any_ended_before(cutoff)):  # fmt: skip
             return free < need_free
+        for hook in self.before_delete:
+            hook()
         deleted_before = self.deleted
         while True:
             candidates = self.index.deletable(limit=64)
@@ -95,8 +104,10 @@ class Retention:
         if self.deleted != deleted_before:
             self.index.delete_gaps_before(cutoff)
         short = free < need_free
+        self.held_for_offload = self.index.offload_pending_bytes() if short else 0
         if short and not self.short:
-            log.warning("recording disk short: %d bytes free, %d wanted; only locked video is left", free, need_free)
+            log.warning("recording disk short: %d bytes free, %d wanted; only locked video (or %d bytes waiting "
+                        "for offload) is left", free, need_free, self.held_for_offload)  # fmt: skip
         return short
 
     def _delete(self, segment: Segment, reason: str) -> int:

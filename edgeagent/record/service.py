@@ -167,7 +167,9 @@ class RecordingService:
         """What should raise an alarm for one camera: recording paused, or a disk that holds too few days."""
         found = []
         if stats.state == "paused" and stats.reason == "disk full":
-            found.append("recording paused: disk full (only locked video left)")
+            held = self.retention.held_for_offload
+            found.append("recording paused: disk full (only locked video left)" if not held else
+                         f"recording paused: disk full (only locked video and {held} bytes not yet offloaded left)")
         if stats.disk_days is not None and stats.disk_days < self.settings.alarm_below_days:
             found.append(f"the recording disk holds {stats.disk_days:.1f} days at the current rate "
                          f"(alarm below {self.settings.alarm_below_days:g})")  # fmt: skip

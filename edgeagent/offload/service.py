@@ -1,0 +1,206 @@
+"""The offloader: one task that takes the queue's rows in order, uploads each under the cap, and puts
+failed ones back with doubling waits. It queues new segments every ``scan_s`` and, through a retention
+hook, just before retention deletes anything (so no segment that must go is deleted before it is queued).
+
+Wiring (the integrator): ``offloader = start_offload(config.offload, recording_service, config.agent.id,
+tasks.spawn)`` after the recording service started; ``await offloader.stop()`` before it stops;
+``offloader.stats()`` for health and ``edgeagent.publish.offload_metrics`` for /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edgeagent.offload.pacer import TokenBucket
+from edgeagent.offload.queue import Item, OffloadQueue
+from edgeagent.offload.s3 import CredentialsRefused, LocalFileAltered, S3Uploader, UploadError
+from edgeagent.offload.settings import OffloadSection
+from edgeagent.record.index import now_utc
+
+log = logging.getLogger(__name__)
+
+RATE_WINDOW_S = 30.0  # throughput is measured over the uploads of about this long
+
+
+@dataclass(frozen=True)
+class OffloadStats:
+    state: str  # idle, uploading, retrying, or error (credentials refused)
+    queued: int  # files waiting
+    queued_bytes: int
+    uploaded: int  # files uploaded and verified since start
+    uploaded_bytes: int
+    failures: int  # failed attempts since start
+    last_error: str | None
+    last_upload: datetime | None
+    throughput_kbps: float  # over the recent uploads
+    max_kbps: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        document = asdict(self)
+        document["last_upload"] = None if self.last_upload is None else self.last_upload.isoformat()
+        document["throughput_kbps"] = round(self.throughput_kbps, 1)
+        return document
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+class Offloader:
+    def __init__(self, section: OffloadSection, index_path: Path, recording_dir: Path, agent_id: str) -> None:
+        self.section = section
+        self.recording_dir = recording_dir
+        self.agent_id = agent_id
+        self.queue = OffloadQueue(index_path)
+        self.pacer = TokenBucket(section.max_kbps * 1000 / 8 if section.max_kbps else None)
+        self.state = "idle"
+        self.uploaded = 0
+        self.uploaded_bytes = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.last_upload: datetime | None = None
+        self._recent: list[tuple[float, float, int]] = []  # (started, ended, bytes) of recent uploads
+        self._pending = (0, 0)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- what goes where --------------------------------------------------------------------------
+
+    def key_for(self, item: Item) -> str:
+        if item.key is not None:
+            return item.key
+        try:
+            relative = item.path.relative_to(self.recording_dir).as_posix()  # <camera>/<day>/<file>
+        except ValueError:
+            relative = item.path.name
+        return f"{self._prefix()}{self.agent_id}/{relative}"
+
+    def _prefix(self) -> str:
+        prefix = self.section.prefix.strip("/")
+        return prefix + "/" if prefix else ""
+
+    def enqueue_segments(self) -> int:
+        """Blocking: queue what must go (also the retention hook, in its thread)."""
+        return self.queue.enqueue_segments(self.section.segments)
+
+    async def enqueue_export(self, path: Path, name: str | None = None) -> str:
+        """Queue an export zip (or any file) under ``<prefix>/<agent>/exports/<name>``; returns the key.
+        The file must stay until it is uploaded (``queue.is_done``)."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        sha = await asyncio.to_thread(file_sha256, path)
+        key = f"{self._prefix()}{self.agent_id}/exports/{name or path.name}"
+        absolute = await asyncio.to_thread(path.absolute)
+        await asyncio.to_thread(self.queue.enqueue_file, absolute, key, size, sha)
+        self._wake.set()
+        return key
+
+    # -- the task ---------------------------------------------------------------------------------
+
+    def start(self, spawn: Callable[[Coroutine[Any, Any, None], str], object] | None = None) -> None:
+        if spawn is not None:
+            spawn(self.run(), "offload")
+        else:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="offload")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.to_thread(self.queue.close)
+
+    async def run(self) -> None:
+        async with S3Uploader(self.section, self.pacer) as uploader:
+            next_scan = 0.0
+            while True:
+                if time.monotonic() >= next_scan:
+                    await asyncio.to_thread(self.enqueue_segments)
+                    next_scan = time.monotonic() + self.section.scan_s
+                item = await asyncio.to_thread(self.queue.next_due)
+                self._pending = await asyncio.to_thread(self.queue.pending)
+                if item is None:
+                    if self.state == "uploading":
+                        self.state = "idle"
+                    await self._sleep(next_scan)
+                    continue
+                await self._upload(uploader, item)
+
+    async def _sleep(self, next_scan: float) -> None:
+        retry = await asyncio.to_thread(self.queue.next_retry_s)
+        wait = max(0.0, next_scan - time.monotonic())
+        if retry is not None:
+            wait = min(wait, retry)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _upload(self, uploader: S3Uploader, item: Item) -> None:
+        if not await asyncio.to_thread(item.path.exists):
+            log.warning("offload: %s is gone before its upload; dropped from the queue", item.path)
+            await asyncio.to_thread(self.queue.drop, item)
+            return
+        key = self.key_for(item)
+        if self.state != "error":
+            self.state = "uploading" if item.attempts == 0 else "retrying"
+        started = time.monotonic()
+        try:
+            await uploader.upload(item.path, key, item.bytes, item.sha256)
+        except UploadError as exc:
+            self.failures += 1
+            self.last_error = str(exc)
+            self.state = "error" if isinstance(exc, CredentialsRefused | LocalFileAltered) else "retrying"
+            wait = await asyncio.to_thread(self.queue.failed, item, str(exc), self.section.retry_initial_s,
+                                           self.section.retry_max_s)  # fmt: skip
+            log.warning("offload: %s failed (attempt %d, next in %.0f s): %s", key, item.attempts + 1, wait, exc)
+            return
+        ended = time.monotonic()
+        await asyncio.to_thread(self.queue.done, item)
+        self.uploaded += 1
+        self.uploaded_bytes += item.bytes
+        self.last_upload = now_utc()
+        self.last_error = None
+        self.state = "uploading"
+        self._recent = [r for r in self._recent if r[1] > ended - RATE_WINDOW_S] + [(started, ended, item.bytes)]
+        log.info("offload: %s uploaded (%d bytes, %.1f s)", key, item.bytes, ended - started)
+
+    # -- health -----------------------------------------------------------------------------------
+
+    def throughput_kbps(self) -> float:
+        if not self._recent:
+            return 0.0
+        span = self._recent[-1][1] - self._recent[0][0]
+        return sum(r[2] for r in self._recent) * 8 / 1000 / span if span > 0 else 0.0
+
+    def stats(self) -> OffloadStats:
+        """Cheap (no disk): the queue figures are those of the task's last look."""
+        count, size = self._pending
+        return OffloadStats(
+            self.state, count, size, self.uploaded, self.uploaded_bytes, self.failures, self.last_error,
+            self.last_upload, self.throughput_kbps(), self.section.max_kbps,
+        )  # fmt: skip
+
+    def alarms(self) -> list[str]:
+        return [f"offload: {self.last_error}"] if self.state == "error" and self.last_error else []
+
+
+def start_offload(
+    section: OffloadSection,
+    recording: Any,
+    agent_id: str,
+    spawn: Callable[[Coroutine[Any, Any, None], str], object] | None = None,
+) -> Offloader:
+    """Start offloading the recordings of ``recording`` (a started ``RecordingService``)."""
+    offloader = Offloader(section, recording.index.path, recording.settings.dir, agent_id)
+    recording.retention.before_delete.append(offloader.enqueue_segments)
+    offloader.start(spawn)
+    return offloader
