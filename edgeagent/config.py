@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from edgeagent.offload.settings import OffloadSection
 from edgeagent.record.settings import RecordingSection
 from edgeagent.secretfile import SecretProblem, read_secret_env, read_secret_file
 from edgeagent.uplink.settings import UplinkSection
@@ -346,6 +347,9 @@ class Config(Strict):
         default=None, description="optional: watched cameras go once to the centre's media server, which fans out"
     )
     recording: RecordingSection | None = Field(default=None, description="optional; without it nothing is recorded")
+    offload: OffloadSection | None = Field(
+        default=None, description="optional, with recording: exports, locked ranges (and segments) to S3 storage"
+    )
     _secrets_resolved: bool = PrivateAttr(False)
 
     @model_validator(mode="after")
@@ -353,6 +357,12 @@ class Config(Strict):
         unknown = sorted(set(self.uplink.always) - set(self.cameras)) if self.uplink else []
         if unknown:
             raise ValueError(f"uplink.always names no such camera: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _offload_needs_recording(self) -> Config:
+        if self.offload is not None and self.recording is None:
+            raise ValueError("offload needs a recording section (it sends recordings)")
         return self
 
     @property

@@ -145,6 +145,10 @@ def _resolve_secrets(config: Config, problems: list[str], warnings: list[str]) -
     for name, camera in config.cameras.items():
         field = f"cameras.{name}.password_file"
         camera._password = _secret(camera.password_file, camera.password_env, field, problems, warnings)
+    if config.offload is not None:
+        offload = config.offload
+        offload._access_key = _secret(offload.access_key_file, None, "offload.access_key_file", problems, warnings)
+        offload._secret_key = _secret(offload.secret_key_file, None, "offload.secret_key_file", problems, warnings)
     for index, server in enumerate(config.webrtc.ice_servers):
         field = f"webrtc.ice_servers.{index}.credential_file"
         server._credential = _secret(server.credential_file, None, field, problems, warnings)

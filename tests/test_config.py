@@ -271,7 +271,7 @@ def test_config_schema_command_prints_the_json_schema() -> None:
     result = subprocess.run([sys.executable, "-m", "edgeagent", "config-schema"], capture_output=True, text=True,
                             timeout=60)
     schema = json.loads(result.stdout)
-    sections = {"agent", "mqtt", "http", "webrtc", "cameras", "uplink", "recording"}
+    sections = {"agent", "mqtt", "http", "webrtc", "cameras", "uplink", "recording", "offload"}
     assert result.returncode == 0 and set(schema["properties"]) == sections
     camera = schema["$defs"]["CameraSection"]
     assert camera["additionalProperties"] is False

@@ -20,7 +20,11 @@ class OffloadSection(BaseModel):
 
     endpoint: str = Field(description="the S3 endpoint URL", examples=["https://s3.example:8333"])
     bucket: str = Field(
-        min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$", description="the bucket (must exist)"
+        min_length=3,
+        max_length=63,
+        pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$",
+        description="the bucket (must exist)",
+        examples=["cabinet-recordings"],
     )
     region: str = Field(default="us-east-1", max_length=64, description="the SigV4 signing region")
     access_key_file: Path = Field(description="file holding the access key id", examples=["s3-access-key"])
