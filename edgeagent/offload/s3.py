@@ -91,7 +91,7 @@ class S3Uploader:
         assert section.access_key is not None and section.secret_key is not None
         config = AioConfig(
             s3={"addressing_style": "path"}, signature_version="s3v4", connect_timeout=min(10.0, section.timeout_s),
-            read_timeout=section.timeout_s, retries={"max_attempts": 1},  # the queue retries, with backoff
+            read_timeout=section.timeout_s, retries={"total_max_attempts": 1},  # the queue retries, with backoff
             request_checksum_calculation="when_required", response_checksum_validation="when_required",
             max_pool_connections=2,
         )  # fmt: skip

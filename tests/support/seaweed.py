@@ -68,7 +68,8 @@ class Seaweed:
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "master").mkdir(exist_ok=True)
+        for name in ("master", "filer"):
+            (self.dir / name).mkdir(exist_ok=True)
         identities = {
             "identities": [
                 {"name": "edge", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
@@ -87,6 +88,7 @@ class Seaweed:
         master = f"127.0.0.1:{self.master_port}.{self._grpc['master']}"
         self._spawn("filer", ["filer", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-port={self.filer_port}",
                               f"-port.grpc={self._grpc['filer']}", f"-master={master}",
+                              f"-defaultStoreDir={self.dir / 'filer'}",
                               "-defaultReplicaPlacement=001"])  # fmt: skip
         self._wait("filer", self.filer_port)
         self._wait("filer", self._grpc["filer"])
@@ -126,7 +128,7 @@ class Seaweed:
             "s3", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id=self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,
             config=AioConfig(s3={"addressing_style": "path"}, signature_version="s3v4",
-                             retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30),
+                             retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
         )  # fmt: skip
 
     def volume_running(self, number: int) -> bool:
@@ -148,7 +150,7 @@ class Seaweed:
                 proc.terminate()
         for proc in self._procs.values():
             try:
-                proc.wait(10)
+                proc.wait(3)  # the filer can take many seconds to flush its store; nothing of it is kept
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
