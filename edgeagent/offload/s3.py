@@ -74,6 +74,17 @@ def explain(exc: BaseException, section: OffloadSection) -> UploadError:
     return UploadError(f"upload failed: {type(exc).__name__}: {str(exc)[:200]}")
 
 
+def _warm_caches(session: Any) -> None:
+    """Load what making an S3 client reads from disk into the session's caches (botocore caches each)."""
+    loader = session.get_component("data_loader")
+    for kind in ("service-2", "endpoint-rule-set-1"):
+        loader.load_service_model("s3", kind, api_version=None)  # the exact call botocore makes: same key
+    for name in ("_retry", "sdk-default-configuration", "partitions", "endpoints"):
+        loader.load_data(name)
+    session._get_internal_component("endpoint_resolver")
+    session.get_scoped_config()
+
+
 class S3Uploader:
     """``async with S3Uploader(section, pacer) as up: await up.upload(path, key, size, sha256)``."""
 
@@ -95,11 +106,16 @@ class S3Uploader:
             request_checksum_calculation="when_required", response_checksum_validation="when_required",
             max_pool_connections=2,
         )  # fmt: skip
-        self._client = await self._stack.enter_async_context(get_session().create_client(
-            "s3", endpoint_url=section.endpoint, region_name=section.region, config=config,
-            aws_access_key_id=section.access_key.get_secret_value(),
-            aws_secret_access_key=section.secret_key.get_secret_value(),
-        ))  # fmt: skip
+        session = get_session()
+        arguments = {
+            "service_name": "s3", "endpoint_url": section.endpoint, "region_name": section.region, "config": config,
+            "aws_access_key_id": section.access_key.get_secret_value(),
+            "aws_secret_access_key": section.secret_key.get_secret_value(),
+        }  # fmt: skip
+        # Making a client reads botocore's JSON models from disk: a first one is made (synchronous, thrown
+        # away) in a thread, and the one kept is made from the session's caches, without touching the disk.
+        await asyncio.to_thread(_warm_caches, session)
+        self._client = await self._stack.enter_async_context(session.create_client(**arguments))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

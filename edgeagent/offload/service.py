@@ -2,7 +2,7 @@
 failed ones back with doubling waits. It queues new segments every ``scan_s`` and, through a retention
 hook, just before retention deletes anything (so no segment that must go is deleted before it is queued).
 
-Wiring (the integrator): ``offloader = start_offload(config.offload, recording_service, config.agent.id,
+Wiring (the integrator): ``offloader = await start_offload(config.offload, recording_service, config.agent.id,
 tasks.spawn)`` after the recording service started; ``await offloader.stop()`` before it stops;
 ``offloader.stats()`` for health and ``edgeagent.publish.offload_metrics`` for /metrics.
 """
@@ -120,6 +120,21 @@ class Offloader:
         await asyncio.to_thread(self.queue.close)
 
     async def run(self) -> None:
+        """Until cancelled; a failure outside one upload (the client cannot be made) is retried too."""
+        wait = self.section.retry_initial_s
+        while True:
+            try:
+                await self._run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                self.state, self.last_error = "error", f"offload stopped: {type(exc).__name__}: {str(exc)[:200]}"
+                log.exception("offload: the uploader failed; starting again in %.0f s", wait)
+                await asyncio.sleep(wait)
+                wait = min(self.section.retry_max_s, wait * 2)
+
+    async def _run(self) -> None:
         async with S3Uploader(self.section, self.pacer) as uploader:
             next_scan = 0.0
             while True:
@@ -193,14 +208,14 @@ class Offloader:
         return [f"offload: {self.last_error}"] if self.state == "error" and self.last_error else []
 
 
-def start_offload(
+async def start_offload(
     section: OffloadSection,
     recording: Any,
     agent_id: str,
     spawn: Callable[[Coroutine[Any, Any, None], str], object] | None = None,
 ) -> Offloader:
     """Start offloading the recordings of ``recording`` (a started ``RecordingService``)."""
-    offloader = Offloader(section, recording.index.path, recording.settings.dir, agent_id)
+    offloader = await asyncio.to_thread(Offloader, section, recording.index.path, recording.settings.dir, agent_id)
     recording.retention.before_delete.append(offloader.enqueue_segments)
     offloader.start(spawn)
     return offloader
