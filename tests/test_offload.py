@@ -318,3 +318,34 @@ def test_offload_needs_recording_and_keys_from_files(tmp_path: Path) -> None:
                       + offload.replace(BUCKET, BUCKET + "\n  secret_key: x"))  # fmt: skip
     with pytest.raises(ConfigError, match="offload.secret_key: unknown key"):
         check_config(config)
+
+
+async def test_start_offload_joins_a_recording_service_and_its_retention(seaweed: Seaweed, tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from edgeagent.offload.service import start_offload
+    from edgeagent.publish.offload_metrics import OffloadCollector
+    from edgeagent.record.service import RecordingService
+
+    service = await asyncio.to_thread(RecordingService, RecordingSection(dir=tmp_path / "rec", min_free="0%"), {})
+    await service.start()
+    offloader = None
+    try:
+        rec = Recorded.__new__(Recorded)  # segments written into the service's own index
+        rec.dir, rec.index, rec._next = service.settings.dir, service.index, T0
+        segment = await rec.asegment(40_000)
+        await service.index.aadd_lock("north", segment.start, segment.end, "incident")
+        offloader = await start_offload(section(seaweed, prefix="wired"), service, AGENT)
+        assert offloader.enqueue_segments in service.retention.before_delete
+        await until(lambda: offloader is not None and offloader.uploaded == 1, 30, "the locked segment's upload")
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(OffloadCollector(offloader.stats))
+        text = generate_latest(registry).decode()
+        assert "edgeagent_offload_uploaded_bytes_total 40000.0" in text and "edgeagent_offload_queued_files 0.0" in text
+        assert offloader.stats().to_json()["uploaded"] == 1
+    finally:
+        if offloader is not None:
+            await offloader.stop()
+        await service.stop()
+    key = f"wired/{AGENT}/north/{segment.start:%Y-%m-%d}/{segment.path.name}"
+    assert await stored_sha256(seaweed, key) == segment.sha256
