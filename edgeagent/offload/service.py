@@ -2,9 +2,10 @@
 failed ones back with doubling waits. It queues new segments every ``scan_s`` and, through a retention
 hook, just before retention deletes anything (so no segment that must go is deleted before it is queued).
 
-Wiring (the integrator): ``offloader = await start_offload(config.offload, recording_service, config.agent.id,
-tasks.spawn)`` after the recording service started; ``await offloader.stop()`` before it stops;
-``offloader.stats()`` for health and ``edgeagent.publish.offload_metrics`` for /metrics.
+Wiring (the integrator): ``offloader = await start_offload(config.offload, recording_service,
+config.agent.id)`` after the recording service started; ``await offloader.stop()`` before it stops;
+``offloader.stats().to_json()`` and ``offloader.alarms()`` for health, ``edgeagent.publish.offload_metrics``
+for /metrics.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -106,11 +106,9 @@ class Offloader:
 
     # -- the task ---------------------------------------------------------------------------------
 
-    def start(self, spawn: Callable[[Coroutine[Any, Any, None], str], object] | None = None) -> None:
-        if spawn is not None:
-            spawn(self.run(), "offload")
-        else:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="offload")
+    def start(self) -> None:
+        # Its own task, not the agent's BackgroundTasks: stop() must end it before the queue closes.
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="offload")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -212,10 +210,9 @@ async def start_offload(
     section: OffloadSection,
     recording: Any,
     agent_id: str,
-    spawn: Callable[[Coroutine[Any, Any, None], str], object] | None = None,
 ) -> Offloader:
     """Start offloading the recordings of ``recording`` (a started ``RecordingService``)."""
     offloader = await asyncio.to_thread(Offloader, section, recording.index.path, recording.settings.dir, agent_id)
     recording.retention.before_delete.append(offloader.enqueue_segments)
-    offloader.start(spawn)
+    offloader.start()
     return offloader
