@@ -16,18 +16,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from fractions import Fraction
 
 import av
 import av.error
 from pydantic import SecretStr
 
 from edgeagent.camera import challenge, tls_relay
-from edgeagent.camera.annexb import SUPPORTED_CODECS, declared_picture_size, with_parameter_sets
+from edgeagent.camera.demux import checked_stream, demux, demuxer_options
 from edgeagent.camera.failures import (
     WAITING_AFTER_NO_ANSWER,
     WAITING_FOR_CONNECTIONS,
-    CameraRefused,
     RetryPolicy,
     camera_refused,
     describe_error,
@@ -35,7 +33,6 @@ from edgeagent.camera.failures import (
 )
 from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.packet import Packet, StreamInfo
-from edgeagent.camera.picture_size import picture_size_problem
 from edgeagent.camera.reachability import rtsp_address, wait_until_accepting
 from edgeagent.config import CameraSection
 from edgeagent.urls import redact_url, url_with_password
@@ -43,6 +40,7 @@ from edgeagent.urls import redact_url, url_with_password
 log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
+
 
 class CameraState(enum.StrEnum):
     CONNECTING = "connecting"
@@ -161,7 +159,11 @@ class CameraSource:
         self._stalled = False
         log.info(
             "camera %s: connected to %s (%s %dx%d)",
-            self.name, self.display_url, stream.codec, stream.width, stream.height,
+            self.name,
+            self.display_url,
+            stream.codec,
+            stream.width,
+            stream.height,
         )
 
     def _on_packet(self, packet: Packet) -> None:
@@ -182,7 +184,11 @@ class CameraSource:
             self._set_state(CameraState.ONLINE)
 
     def _on_disconnected(
-        self, error: str, retry_in_s: float | None = None, failed: bool = False, timed_out: bool = False,
+        self,
+        error: str,
+        retry_in_s: float | None = None,
+        failed: bool = False,
+        timed_out: bool = False,
         waiting_for: str | None = None,
     ) -> None:
         if timed_out and self.state == CameraState.ONLINE and not self._stalled:
@@ -224,22 +230,6 @@ class CameraSource:
             self._stopping.set()
 
     # -- ingest thread ----------------------------------------------------------------------------
-
-    def _options(self) -> dict[str, str]:
-        return {
-            "rtsp_transport": self.section.transport,
-            # The RTSP demuxer's socket timeout (µs) bounds every read: without it a silent camera blocks
-            # forever. It is FFmpeg's own, in C. (PyAV's read timeout would bound reads too, but its
-            # interrupt callback takes the GIL on every check FFmpeg makes, several per RTP packet: it
-            # cost 1 % of a core per camera, more with many.) The watchdog names a stall first; this
-            # frees the thread for the next connection, after one to two times the stall timeout.
-            "timeout": str(int(self.section.stall_timeout_s * 1_000_000)),
-            "allowed_media_types": "video",
-            # Half a second of probing finds the size and rate of a camera that sends its parameter sets
-            # in the SDP (or at least every half second), and is half of the time to online after a reboot.
-            "analyzeduration": "500000",
-            "probesize": "500000",
-        }
 
     def _run(self) -> None:
         policy = RetryPolicy()
@@ -315,63 +305,20 @@ class CameraSource:
         with tls_relay.relayed_url(self.section, self._url, self._loop) as url:  # rtsps://: verified here
             container = av.open(
                 challenge.url_for_ffmpeg(self.section, url, self._has_password),
-                options=self._options(),
+                options=demuxer_options(self.section),
                 timeout=(self.section.open_timeout_s, None),  # open only; reads: the `timeout` option
             )
             self._open_session(container)
 
     def _open_session(self, container: av.container.InputContainer) -> None:
         try:
-            if not container.streams.video:
-                raise CameraRefused("the camera offers no video stream")
-            video = container.streams.video[0]
-            codec = video.codec_context.name
-            if codec not in SUPPORTED_CODECS:
-                raise CameraRefused(f"unsupported codec {codec!r} (H.264 and H.265 are supported)")
-            extradata = bytes(video.codec_context.extradata or b"") or None
-            width, height = video.codec_context.width, video.codec_context.height
-            problem = picture_size_problem(width, height, declared_picture_size(extradata, codec))
-            if problem:
-                raise CameraRefused(problem)
-            self._generation += 1
-            stream = StreamInfo(
-                codec=codec,
-                width=width,
-                height=height,
-                time_base=video.time_base or Fraction(1, 90000),
-                extradata=extradata,
-                generation=self._generation,
-            )
+            video, stream = checked_stream(container, self._generation + 1)
+            self._generation = stream.generation
             self._generation_connected = True
             self._call(self._on_connected, stream)
-            self._demux(container, video, stream, check_size=not (width and height))
+            demux(container, video, stream, self._should_end, lambda packet: self._call(self._on_packet, packet))
         finally:
             container.close()
 
-    def _demux(
-        self, container: av.container.InputContainer, video: av.VideoStream, stream: StreamInfo, check_size: bool
-    ) -> None:
-        for av_packet in container.demux(video):
-            if self._stopping.is_set() or self._restart.is_set() or self._drop.is_set():
-                return
-            if av_packet.size == 0:
-                continue  # the demuxer's end-of-stream marker
-            data = bytes(av_packet)
-            if av_packet.is_keyframe:
-                data = with_parameter_sets(data, stream.codec, stream.extradata)
-                if check_size:  # FFmpeg found no size: the SPS came in band, and may be absurd
-                    problem = picture_size_problem(0, 0, declared_picture_size(data, stream.codec))
-                    if problem:
-                        raise CameraRefused(problem)
-                    check_size = False
-            self._call(
-                self._on_packet,
-                Packet(
-                    data=data,
-                    pts=av_packet.pts,
-                    dts=av_packet.dts,
-                    keyframe=av_packet.is_keyframe,
-                    stream=stream,
-                    arrival=time.monotonic(),
-                ),
-            )
+    def _should_end(self) -> bool:
+        return self._stopping.is_set() or self._restart.is_set() or self._drop.is_set()
