@@ -4,19 +4,14 @@ run with Debian's /usr/bin/python3 and GStreamer's gi, like it)."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
+from camsim_log import log  # noqa: E402
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
-
-
-def log(msg: str) -> None:
-    print(f"camsim[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
-
 
 FAULTS = ("frozen", "black", "blur", "shift")
 NOISE_ALPHA = 0.06  # sensor noise: a few grey levels, present on every live picture
