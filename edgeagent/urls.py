@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
@@ -151,6 +151,24 @@ def refuse_credentials(url: str, use_instead: str) -> str:
     if problem:
         raise ValueError(f"must not hold a {problem}: use {use_instead}")
     return url
+
+
+def split_checked_url(url: str, schemes: tuple[str, ...], wrong_scheme: str) -> SplitResult:
+    """``url`` split, or ValueError (for a validator) when its scheme is not one of ``schemes`` or it has no host."""
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        raise ValueError(wrong_scheme)
+    if not parts.hostname:
+        raise ValueError("has no host")
+    return parts
+
+
+def check_port(parts: SplitResult) -> None:
+    """ValueError (for a validator) when the URL's port is not a number from 0 to 65535."""
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
 
 
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")

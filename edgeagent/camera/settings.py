@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from edgeagent.config_base import ENV_PATTERN, Strict
 from edgeagent.onvif.settings import OnvifSection
-from edgeagent.urls import refuse_credentials
+from edgeagent.urls import check_port, refuse_credentials, split_checked_url
 
 
 class SnapshotSection(Strict):
@@ -99,16 +98,9 @@ class CameraSection(Strict):
     def _url(cls, value: str) -> str:
         if value == "":
             return value  # left out: onvif gives it
-        parts = urlsplit(value)
-        if parts.scheme not in ("rtsp", "rtsps"):
-            raise ValueError("must be an rtsp:// or rtsps:// URL")
-        if not parts.hostname:
-            raise ValueError("has no host")
+        parts = split_checked_url(value, ("rtsp", "rtsps"), "must be an rtsp:// or rtsps:// URL")
         refuse_credentials(value, "password_file or password_env")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
+        check_port(parts)
         return value
 
     @property

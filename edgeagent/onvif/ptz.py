@@ -13,13 +13,15 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from edgeagent.onvif import soap
 from edgeagent.onvif.device import UNREADABLE, OnvifDevice
 from edgeagent.onvif.errors import OnvifError
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 PTZ_WSDL = "http://www.onvif.org/ver20/ptz/wsdl"
@@ -157,29 +159,34 @@ class PtzHead:
         return named[-1]
 
     async def presets(self) -> list[Preset]:
-        try:
-            found = await self._send("GetPresets", {})
+        def from_reply(found: Any) -> list[Preset]:
             return [Preset(str(p.token), str(p.Name or p.token)) for p in found or [] if getattr(p, "token", None)]
-        except OnvifError as exc:
-            if "unreadable" not in str(exc):
-                raise
-        body = f"<tptz:GetPresets><tptz:ProfileToken>{soap.escape(self.profile)}</tptz:ProfileToken></tptz:GetPresets>"
-        return parse_presets(await self.device.raw("ptz", f"{PTZ_WSDL}/GetPresets", body))
+
+        return await self._read("GetPresets", from_reply, parse_presets)
 
     async def status(self) -> PtzStatus:
-        try:
-            reply = await self._send("GetStatus", {})
+        def from_reply(reply: Any) -> PtzStatus:
             return PtzStatus(
                 _number(reply, "Position", "PanTilt", "x"),
                 _number(reply, "Position", "PanTilt", "y"),
                 _number(reply, "Position", "Zoom", "x"),
                 str(getattr(getattr(reply, "MoveStatus", None), "PanTilt", None) or "") or None,
             )
+
+        return await self._read("GetStatus", from_reply, parse_status)
+
+    async def _read(
+        self, operation: str, from_reply: Callable[[Any], T], from_xml: Callable[[soap.etree._Element], T]
+    ) -> T:
+        """A read-only PTZ request; where zeep cannot read the reply, the XML is asked for and read leniently."""
+        try:
+            return from_reply(await self._send(operation, {}))
         except OnvifError as exc:
             if "unreadable" not in str(exc):
                 raise
-        body = f"<tptz:GetStatus><tptz:ProfileToken>{soap.escape(self.profile)}</tptz:ProfileToken></tptz:GetStatus>"
-        return parse_status(await self.device.raw("ptz", f"{PTZ_WSDL}/GetStatus", body))
+        token = soap.escape(self.profile)
+        body = f"<tptz:{operation}><tptz:ProfileToken>{token}</tptz:ProfileToken></tptz:{operation}>"
+        return from_xml(await self.device.raw("ptz", f"{PTZ_WSDL}/{operation}", body))
 
     async def close(self) -> None:
         """Stop a move still under way (the agent is stopping) and forget the timer."""

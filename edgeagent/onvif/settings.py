@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edgeagent.urls import check_port, split_checked_url
+
 DEVICE_PATH = "/onvif/device_service"
 
 
@@ -15,8 +17,7 @@ class OnvifSection(BaseModel):
     address: str = Field(
         min_length=1,
         max_length=256,
-        description="the device service: HOST[:PORT][/path] or an http(s) URL; without a path"
-        " /onvif/device_service",
+        description="the device service: HOST[:PORT][/path] or an http(s) URL; without a path /onvif/device_service",
         examples=["10.0.0.21:80"],
     )
     username: str | None = Field(default=None, max_length=128, description="ONVIF user (password: password_file)",
@@ -28,17 +29,11 @@ class OnvifSection(BaseModel):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        parts = urlsplit(value if "://" in value else f"http://{value}")
-        if parts.scheme not in ("http", "https"):
-            raise ValueError("must be HOST[:PORT][/path] or an http:// or https:// URL")
-        if not parts.hostname:
-            raise ValueError("has no host")
+        url = value if "://" in value else f"http://{value}"
+        parts = split_checked_url(url, ("http", "https"), "must be HOST[:PORT][/path] or an http:// or https:// URL")
         if parts.username is not None or parts.password is not None:
             raise ValueError("must not hold credentials: use onvif.username and password_file")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
+        check_port(parts)
         return value
 
     @property
