@@ -9,38 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from edgeagent import systemd
+from edgeagent.tasks import BackgroundTasks as BackgroundTasks  # it lived here; agent.py names it so
 from edgeagent.unit import CameraUnit
 
 log = logging.getLogger(__name__)
 
 FIRST_PICTURE_RETRY_S = 0.5
 PICTURE_QUEUE_PACKETS = 64  # about 2.5 s of packets at 25 fps while a keyframe is checked
-
-
-class BackgroundTasks:
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coroutine, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s ended with an error", task.get_name(), exc_info=task.exception())
-
-    async def cancel_all(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def every(interval_s: float, step: Callable[[], None], what: str) -> None:

@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from edgeagent import loops
 from edgeagent.onvif import soap
 from edgeagent.onvif.errors import OnvifError, OnvifTimeout, OnvifUnreachable
 from edgeagent.onvif.link import OnvifLink
+from edgeagent.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class EventPuller:
                 delay = min(BACKOFF_MAX_S, delay * 2)
 
 
-def spawn_link_tasks(tasks: loops.BackgroundTasks, link: OnvifLink, sink: EventSink | None) -> list[asyncio.Task[None]]:
+def spawn_link_tasks(tasks: BackgroundTasks, link: OnvifLink, sink: EventSink | None) -> list[asyncio.Task[None]]:
     """A camera's ONVIF background work: its clock checks, and its events when there is somewhere to send them."""
     spawned = [tasks.spawn(link.watch_clock(), f"onvif-clock-{link.camera}")]
     if sink is not None and link.section.events:
