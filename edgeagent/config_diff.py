@@ -28,10 +28,6 @@ class ConfigChanges:
     live_fields: tuple[str, ...] = ()  # applied at once, e.g. "agent.health_interval_s"
     needs_restart: tuple[str, ...] = field(default=())  # one log line each
 
-    @property
-    def cameras_touched(self) -> bool:
-        return bool(self.added or self.removed or self.changed)
-
     def summary(self) -> str:
         parts = [f"{len(names)} {what}" for what, names in (
             ("added", self.added), ("removed", self.removed), ("restarted", self.changed),

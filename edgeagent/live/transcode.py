@@ -151,7 +151,7 @@ class TranscodePipeline:
         self._encoder = None
         self._output = None
 
-    def _encode(self, frame: av.VideoFrame, source: Packet, force_keyframe: bool, fps: int) -> list[Packet]:
+    def _encode(self, frame: av.VideoFrame, input_packet: Packet, force_keyframe: bool, fps: int) -> list[Packet]:
         width, height = scaled_size(frame.width, frame.height, self.settings.width)
         if self._encoder is None or (self._encoder.width, self._encoder.height) != (width, height):
             self._open_encoder(width, height, fps)
@@ -167,7 +167,7 @@ class TranscodePipeline:
         if frame.pts is not None and frame.time_base is not None:
             pts = round(frame.pts * frame.time_base / CLOCK)
         else:
-            pts = round(source.arrival / CLOCK)
+            pts = round(input_packet.arrival / CLOCK)
         picture.pts = max(pts, self._last_pts + 1)
         picture.time_base = CLOCK
         self._last_pts = picture.pts
@@ -206,11 +206,11 @@ class TranscodePipeline:
         force = keyframe_wanted and now - self._last_forced >= MIN_FORCED_KEYFRAME_INTERVAL_S
         forced = False
         out: list[Packet] = []
-        for index, (frame, source) in enumerate(decoded):
+        for index, (frame, input_packet) in enumerate(decoded):
             newest = index == len(decoded) - 1
-            if not newest and now - source.arrival > CATCH_UP_AGE_S:
+            if not newest and now - input_packet.arrival > CATCH_UP_AGE_S:
                 continue  # catching up (a new viewer's GOP, or the thread fell behind): decode only
-            out.extend(self._encode(frame, source, force and not forced, fps))
+            out.extend(self._encode(frame, input_packet, force and not forced, fps))
             if force and not forced:
                 forced = True
                 self._last_forced = now
