@@ -9,7 +9,6 @@ exactly what the cabinet sends. Nothing outside the test's namespaces can reach 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import random
@@ -23,12 +22,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 from pydantic import SecretStr
 
 from edgeagent.live.ice import offered_host_addresses
 from edgeagent.uplink.janus import JanusVideoRoom
 from edgeagent.uplink.signaling import SignalingError
+from tests.support.live_client import FrameReader
 from tests.support.net import wait_for_port
 
 LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
@@ -194,7 +193,7 @@ admin: {{ admin_ws = false, admin_wss = false }}
         return "".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("janus-*.log")))
 
 
-class JanusViewer:
+class JanusViewer(FrameReader):
     """An operator at the centre: subscribes to a publisher of the room through Janus, decodes frames."""
 
     def __init__(self, janus: Janus, room: int) -> None:
@@ -202,27 +201,7 @@ class JanusViewer:
         self.room = room
         self.http = aiohttp.ClientSession()
         self.client = JanusVideoRoom(self.http, janus.operators_url, room, "operator", janus.secret, timeout_s=10)
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.frames = 0
-        self.sizes: list[tuple[int, int]] = []
-        self.last_frame: Any = None
-        self._frame = asyncio.Event()
-        self._reader: asyncio.Task[None] | None = None
-        self.pc.on("track", self._on_track)
-
-    def _on_track(self, track: Any) -> None:
-        self._reader = asyncio.get_running_loop().create_task(self._read(track))
-
-    async def _read(self, track: Any) -> None:
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                self.frames += 1
-                self.last_frame = frame
-                size = (frame.width, frame.height)
-                if not self.sizes or self.sizes[-1] != size:
-                    self.sizes.append(size)
-                self._frame.set()
+        super().__init__(RTCPeerConnection(RTCConfiguration(iceServers=[])))
 
     async def publishers(self) -> dict[str, int]:
         """Display name -> feed id of the room's publishers (opens the viewer's session on first use)."""
@@ -247,25 +226,10 @@ class JanusViewer:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         await self.client.request({"request": "start"}, jsep={"type": "answer", "sdp": self.pc.localDescription.sdp})
 
-    async def wait_frames(self, count: int, within_s: float) -> int:
-        deadline = time.monotonic() + within_s
-        while self.frames < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"{self.frames} frames decoded, {count} expected within {within_s:g} s")
-            self._frame.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._frame.wait(), remaining)
-        return self.frames
-
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.client.unpublish()
-        await self.pc.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await self.close_reader()
         await self.http.close()
 
 

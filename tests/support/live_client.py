@@ -18,14 +18,11 @@ from edgeagent.live.ice import offered_host_addresses
 from tests.support.browser import summarise_rgb
 
 
-class PythonViewer:
-    def __init__(self, codecs: tuple[str, ...] = ("video/H264",), loopback: bool = True) -> None:
-        # aioice leaves loopback out of its host candidates
-        self.host_addresses = ["127.0.0.1"] if loopback else []
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        transceiver = self.pc.addTransceiver("video", direction="recvonly")
-        wanted = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in codecs]
-        transceiver.setCodecPreferences(wanted)
+class FrameReader:
+    """Decodes the frames of a peer connection's incoming track and counts them (every Python viewer's half)."""
+
+    def __init__(self, pc: RTCPeerConnection) -> None:
+        self.pc = pc
         self.frames = 0
         self.first_frame_at: float | None = None
         self.last_frame: Any = None
@@ -50,14 +47,6 @@ class PythonViewer:
                     self.sizes.append(size)
                 self._frame_event.set()
 
-    async def offer(self) -> str:
-        with offered_host_addresses(self.host_addresses):
-            await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self.pc.localDescription.sdp
-
-    async def accept(self, answer: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-
     async def wait_frames(self, count: int, within_s: float) -> int:
         """Wait until ``count`` frames in total were decoded; AssertionError after ``within_s``."""
         deadline = time.monotonic() + within_s
@@ -70,13 +59,35 @@ class PythonViewer:
                 await asyncio.wait_for(self._frame_event.wait(), remaining)
         return self.frames
 
-    def picture(self) -> dict[str, Any]:
-        assert self.last_frame is not None, "no frame decoded yet"
-        return summarise_rgb(self.last_frame.to_ndarray(format="rgb24"))
-
-    async def close(self) -> None:
+    async def close_reader(self) -> None:
+        """Close the peer connection and stop reading."""
         await self.pc.close()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+
+
+class PythonViewer(FrameReader):
+    def __init__(self, codecs: tuple[str, ...] = ("video/H264",), loopback: bool = True) -> None:
+        # aioice leaves loopback out of its host candidates
+        self.host_addresses = ["127.0.0.1"] if loopback else []
+        super().__init__(RTCPeerConnection(RTCConfiguration(iceServers=[])))
+        transceiver = self.pc.addTransceiver("video", direction="recvonly")
+        wanted = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in codecs]
+        transceiver.setCodecPreferences(wanted)
+
+    async def offer(self) -> str:
+        with offered_host_addresses(self.host_addresses):
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def accept(self, answer: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    def picture(self) -> dict[str, Any]:
+        assert self.last_frame is not None, "no frame decoded yet"
+        return summarise_rgb(self.last_frame.to_ndarray(format="rgb24"))
+
+    async def close(self) -> None:
+        await self.close_reader()
