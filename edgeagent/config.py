@@ -17,8 +17,8 @@ from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from edgeagent.camera.settings import CameraSection, LiveSection, PrivacyMask, SnapshotSection
 from edgeagent.config_base import ENV_PATTERN, NAME_PATTERN, TOPIC_PATTERN, ConfigError, Strict
 from edgeagent.live.settings import IceServer, WebRtcSection
-from edgeagent.publish.settings import HttpSection, HttpTls, MqttSection, TlsSection
 from edgeagent.offload.settings import OffloadSection
+from edgeagent.publish.settings import HttpSection, HttpTls, MqttSection, TlsSection
 from edgeagent.record.settings import RecordingSection
 from edgeagent.secretfile import SecretProblem, read_secret_env, read_secret_file
 from edgeagent.uplink.settings import UplinkSection

@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     # live view; it shares publish/ratelimit.py); alarms are published through the same throttles.
     "publish": PUBLISH,
     "uplink": PUBLISH,
+    "offload": PUBLISH,  # sends recordings (exports, locked ranges) to the centre's S3 storage
     "alarms": PUBLISH,
     # wiring and lifetimes.
     "agent": AGENT,
