@@ -25,7 +25,9 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from edgeagent.config import Config
+from edgeagent import reload
+from edgeagent.agent import Agent
+from edgeagent.config import Config, load_config
 from edgeagent.config_diff import compare, running_config
 from tests.support import AgentProcess, base_config
 from tests.support.live_client import PythonViewer
@@ -331,9 +333,6 @@ def test_systemd_hears_reloading_then_ready_and_the_unit_reloads_with_sighup(tmp
 
 async def test_an_untouched_camera_keeps_its_very_objects_and_a_changed_one_gets_new_ones(tmp_path: Path) -> None:
     """In process, so object identity can be seen: the cameras point at a closed port (they retry)."""
-    from edgeagent import reload
-    from edgeagent.agent import Agent
-    from edgeagent.config import load_config
 
     config = base_config(tmp_path, None, {
         "north": {"url": "rtsp://127.0.0.1:9/a"}, "south": {"url": "rtsp://127.0.0.1:9/b"},
