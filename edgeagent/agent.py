@@ -44,6 +44,7 @@ from edgeagent.publish.http import load_or_create_token, make_app, ssl_context
 from edgeagent.publish.mqtt import MqttPublisher
 from edgeagent.publish.mqtt_bridge import MqttBridge
 from edgeagent.publish.ptz_http import add_routes as add_ptz_routes
+from edgeagent.recordings import AgentRecordings
 from edgeagent.unit import CameraUnit, build_unit
 from edgeagent.uplink.routes import add_routes as add_uplink_routes
 from edgeagent.uplink.service import UplinkService
@@ -91,6 +92,9 @@ class Agent:
         if config.mqtt is not None:
             self.mqtt = MqttPublisher(config.mqtt, self.credentials.mqtt_password, config.agent.id)
             self.bridge = MqttBridge(self.mqtt, self.units)
+        self.recordings: AgentRecordings | None = None
+        if config.recording is not None:
+            self.recordings = self.cameras.recording = AgentRecordings(config.recording, config.agent.id, self.bridge)
         self.alarms = Alarms(self.bridge.publish_alarms if self.bridge is not None else None)
         self.monitor = AgentHealthMonitor(config.agent.state_dir)
         self.live: LiveService | None = None
@@ -111,7 +115,8 @@ class Agent:
 
     def camera_health(self, name: str) -> CameraHealth:
         live = self.live.camera_stats(name) if self.live is not None else None
-        return camera_health(self.units[name], live)
+        recording = self.recordings.camera_health(name) if self.recordings is not None else None
+        return camera_health(self.units[name], live, recording)
 
     def cameras_health(self) -> dict[str, CameraHealth]:
         return {name: self.camera_health(name) for name in self.units}
@@ -151,12 +156,16 @@ class Agent:
             self.bridge.publish_camera(source.name, self.camera_health(source.name))
 
     def _publish_health(self) -> None:
+        if self.recordings is not None:
+            self.recordings.refresh()  # its figures and topics (in a thread: SQLite)
         if self.bridge is None:
             return
         cameras = self.cameras_health()
         agent = self.monitor.measure(list(cameras.values()))
         if self.mqtt is not None:
             agent = dataclasses.replace(agent, mqtt=self.mqtt.health())
+        if self.recordings is not None:
+            agent = dataclasses.replace(agent, recording=self.recordings.summary())
         self.bridge.publish_health(cameras, agent)
 
     async def _publish_snapshot(self, unit: CameraUnit) -> bool:
@@ -252,6 +261,7 @@ class Agent:
             mqtt=mqtt.health if mqtt else None,
             guards=self.guard_figures,
             commands_refused=self.commands_refused if mqtt else None,
+            recording=self.recordings.summary if self.recordings else None,
         )
         registry = metrics.make_registry(collector)
         self.auth = AuthGuard(token)
@@ -270,6 +280,8 @@ class Agent:
         if self.uplink is not None:
             add_uplink_routes(app, self.uplink)
         add_ptz_routes(app, self.ptz_control)
+        if self.recordings is not None:
+            self.recordings.add_http_routes(app, list(self.units), token)
         return app
 
     async def _start_http(self, stack: contextlib.AsyncExitStack, live: LiveService) -> None:
@@ -324,6 +336,10 @@ class Agent:
         # What can fail at start (a full disk, a taken port) fails first, before anything is announced.
         self.config.agent.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         on_stop(stack, "snapshot executor", lambda: self.executor.shutdown(wait=False, cancel_futures=True))
+        if self.recordings is not None:  # the index for the HTTP routes; the recorders start with the cameras
+            on_stop(stack, "recording", self.recordings.close)
+            await self.recordings.start(self.config.agent.state_dir)
+            self.recordings.publish_key()
         live = self._start_live(stack)
         await self._start_uplink(stack)
         await self._start_http(stack, live)

@@ -16,6 +16,8 @@ from edgeagent import loops
 from edgeagent.camera.source import CameraSource
 from edgeagent.live.service import LiveService
 from edgeagent.onvif.events import EventSink, spawn_link_tasks
+from edgeagent.record.model import GapReason
+from edgeagent.recordings import AgentRecordings
 from edgeagent.unit import CameraUnit
 from edgeagent.uplink.service import UplinkService
 
@@ -32,6 +34,7 @@ class CameraUnits:
         self.units: dict[str, CameraUnit] = {}
         self.live: LiveService | None = None  # set once the live view runs
         self.uplink: UplinkService | None = None  # set once the uplink runs (after the live view)
+        self.recording: AgentRecordings | None = None  # set when the configuration records
         self._tasks = tasks
         self._on_state_change = on_state_change
         self._publish_snapshot = publish_snapshot
@@ -43,7 +46,7 @@ class CameraUnits:
 
     def start(self, unit: CameraUnit) -> None:
         """Everything one camera takes part in: the state it publishes, live view, ingest, snapshots,
-        picture checks and alarms."""
+        picture checks, alarms and recording."""
         self.units[unit.name] = unit
         if self.live is not None:
             self.live.add_camera(unit.name, unit.camera.section, unit.camera.hub)
@@ -58,6 +61,8 @@ class CameraUnits:
                 sink = functools.partial(self._publish_event, unit.name)
             self._onvif_tasks[unit.name] = spawn_link_tasks(self._tasks, unit.onvif, sink)
         unit.camera.start()
+        if self.recording is not None:
+            self.recording.add_camera(unit)
         interval = unit.camera.section.snapshot.interval_s
         publish = functools.partial(self._publish_snapshot, unit)
         task = self._tasks.spawn(loops.snapshots(interval, publish, unit.name), f"snapshots-{unit.name}")
@@ -80,13 +85,19 @@ class CameraUnits:
             await self.uplink.remove_camera(name)  # before its feed goes
         if self.live is not None:
             await self.live.remove_camera(name, reason)
+        if self.recording is not None:  # taken out or changed: its recording ends here, a gap follows
+            await self.recording.remove_camera(name, GapReason.RECORDING_DISABLED)
         await unit.camera.stop(join_s)
         if unit.onvif is not None:
             await unit.onvif.close()  # after the camera, whose connect may be asking it for the stream URI
         return unit
 
     async def stop_all(self, join_s: float) -> None:
-        """Agent stop: the cameras' connections close in parallel (tasks and viewers end on their own)."""
+        """Agent stop: the recorders close their segments (``agent stopped``), then the cameras' connections
+        close in parallel (tasks and viewers end on their own)."""
+        if self.recording is not None:
+            recording = self.recording
+            await asyncio.gather(*(recording.remove_camera(name, GapReason.AGENT_STOPPED) for name in self.units))
         await asyncio.gather(*(unit.camera.stop(join_s) for unit in self.units.values()))
         links = [unit.onvif for unit in self.units.values() if unit.onvif is not None]
         await asyncio.gather(*(link.close() for link in links))  # a PTZ move under way is stopped

@@ -38,6 +38,34 @@ class SnapshotCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingHealth:
+    """One camera's recording (edgeagent.record.service.RecordingStats; as on its recording topic)."""
+
+    state: str  # recording, paused or off
+    reason: str | None
+    oldest: str | None  # RFC 3339
+    newest: str | None
+    bytes: int  # stored
+    bytes_written: int  # since the agent started
+    bytes_per_hour: float = field(metadata=_digits(0))
+    dropped: int
+    disk_days: float | None = field(metadata=_digits(2))  # days the disk holds at the current rate
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingSummary:
+    """The agent's recording: cameras by state, what is stored and written, the disk, the card's wear."""
+
+    recording: int
+    paused: int
+    off: int
+    bytes: int
+    bytes_written: int
+    disk_days: float | None = field(metadata=_digits(2))
+    endurance_used: float | None = field(metadata=_digits(6))  # share of storage.endurance_tbw written
+
+
+@dataclass(frozen=True, slots=True)
 class PictureReport:
     """The camera's alarms (as on its alarms topic) with the picture checks' latest figures."""
 
@@ -73,6 +101,7 @@ class CameraHealth:
     picture: PictureReport
     live: LiveStats | None = field(metadata={"omit_none": True})  # only with the live view on
     onvif: OnvifHealth | None = field(metadata={"omit_none": True})  # only for cameras with an onvif section
+    recording: RecordingHealth | None = field(metadata={"omit_none": True})  # only with a recording section
     online: bool = field(metadata=INTERNAL)
     status: str = field(metadata=INTERNAL)  # "online" / "offline", the status topic's payload
     packets_total: int = field(metadata=INTERNAL)
@@ -108,6 +137,7 @@ class AgentHealth:
     temperature_c: float | None = field(metadata=_digits(1))
     cameras: CameraCounts
     mqtt: MqttHealth | None = field(default=None, metadata={"omit_none": True})
+    recording: RecordingSummary | None = field(default=None, metadata={"omit_none": True})
 
 
 def as_json(record: Any) -> dict[str, Any]:
@@ -135,7 +165,9 @@ def _json_value(value: Any, digits: int | None) -> Any:
     return value
 
 
-def camera_health(unit: CameraUnit, live: LiveStats | None = None) -> CameraHealth:
+def camera_health(
+    unit: CameraUnit, live: LiveStats | None = None, recording: RecordingHealth | None = None
+) -> CameraHealth:
     camera, source, hub = unit.camera, unit.camera.source, unit.camera.hub
     stream = hub.stream
     online = camera.online
@@ -164,6 +196,7 @@ def camera_health(unit: CameraUnit, live: LiveStats | None = None) -> CameraHeal
         picture=picture_report(unit),
         live=live,
         onvif=unit.onvif.health() if unit.onvif is not None else None,
+        recording=recording,
         online=online,
         status=camera.status,
         packets_total=hub.packets_total,

@@ -21,13 +21,14 @@ from pydantic import SecretStr
 from edgeagent.config import ConfigError, HttpSection
 from edgeagent.publish.auth_guard import AuthGuard, Verdict, refusal
 from edgeagent.publish.http_limits import ConnectionGuard, address_key
+from edgeagent.publish.recordings_http import SIGNED_PREFIX
 from edgeagent.unit import CameraUnit
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 PUBLIC_PATHS = {"/healthz", "/", "/favicon.ico"}
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/", SIGNED_PREFIX)  # signed recording URLs carry their own short-lived signature
 MAX_REQUEST_BYTES = 256 * 1024  # SDP offers are a few kB; nothing else takes a body
 BODY_TIMEOUT_S = 10.0  # a body must arrive whole within this, before a handler waits on it
 BUFFERED_BODY_BYTES = 128 * 1024  # what aiohttp buffers before it stops reading: waited for whole

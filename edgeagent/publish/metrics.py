@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from edgeagent.health import CameraHealth, MqttHealth
+from edgeagent.health import CameraHealth, MqttHealth, RecordingSummary
 from edgeagent.media.picture import ALARMS
 
 # What the live-view service reports per camera, as (LiveStats field, metric name, help, kind).
@@ -43,7 +43,9 @@ class AgentCollector(Collector):
         mqtt: Callable[[], MqttHealth] | None = None,
         guards: Callable[[], Mapping[str, float]] | None = None,
         commands_refused: Callable[[], Mapping[str, int]] | None = None,
+        recording: Callable[[], RecordingSummary] | None = None,
     ) -> None:
+        self.recording = recording
         self.cameras = cameras
         self.live = live
         self.mqtt = mqtt
@@ -79,7 +81,12 @@ class AgentCollector(Collector):
             key: (GaugeMetricFamily if kind == "gauge" else CounterMetricFamily)(name, text, labels=labels)
             for key, name, text, kind in LIVE_METRICS
         }
+        paused = GaugeMetricFamily("edgeagent_recording_paused", "1 while recording is paused", labels=labels)
+        stored = GaugeMetricFamily("edgeagent_recording_bytes", "Recorded bytes stored", labels=labels)
         for name, health in self.cameras().items():
+            if health.recording is not None:
+                paused.add_metric([name], 1.0 if health.recording.state == "paused" else 0.0)
+                stored.add_metric([name], health.recording.bytes)
             up.add_metric([name], 1.0 if health.online else 0.0)
             fps.add_metric([name], health.fps)
             bitrate.add_metric([name], health.bitrate_kbps)
@@ -105,6 +112,8 @@ class AgentCollector(Collector):
         yield from (alarm, checks, check_seconds)
         if self.live:
             yield from live.values()
+        if self.recording is not None:
+            yield from (paused, stored, *_recording_metrics(self.recording()))
         if self.mqtt is not None:
             yield from _mqtt_metrics(self.mqtt())
         if self.guards is not None:
@@ -133,6 +142,16 @@ def _mqtt_metrics(link: MqttHealth) -> Iterator[GaugeMetricFamily | CounterMetri
     connects = CounterMetricFamily("edgeagent_mqtt_connects", "Connections to a broker")
     connects.add_metric([], link.connects_total)
     yield from (connected, broker, failovers, connects)
+
+
+def _recording_metrics(summary: RecordingSummary) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    written = CounterMetricFamily("edgeagent_recording_written_bytes", "Bytes of video written since the start")
+    written.add_metric([], summary.bytes_written)
+    yield written
+    if summary.disk_days is not None:  # no rate measured yet: no figure rather than infinity
+        days = GaugeMetricFamily("edgeagent_recording_disk_days", "Days of video the disk holds at the current rate")
+        days.add_metric([], summary.disk_days)
+        yield days
 
 
 def make_registry(collector: AgentCollector) -> CollectorRegistry:

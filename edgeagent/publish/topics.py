@@ -49,6 +49,12 @@ CAMERA_ALARMS = Topic(
 )
 WEBRTC_ANSWER = Topic("webrtc/{session}/answer", False, 1, '`{"sdp"}` or `{"error"}`')
 CAMERA_EVENTS = Topic("cameras/{camera}/events", False, 1, "ONVIF motion and tamper events: `{time, topic, state}`")
+CAMERA_RECORDING = Topic(
+    "cameras/{camera}/recording", True, 1,
+    "`{state, reason, oldest, newest, bytes, ..., alarms}` on every change and every `health_interval_s`; "
+    "state `recording`, `paused` or `off`",
+)  # fmt: skip
+SIGNING_KEY = Topic("signing-key", True, 1, "PEM: the public Ed25519 key that signs recording exports")
 PTZ_RESULT = Topic("cameras/{camera}/ptz/result", False, 1, '`{"ok": true, ...}` or `{"ok": false, "status", "error"}`')
 
 SNAPSHOT_REQUEST = Command("snapshot/request", "any payload: publish a snapshot now")
@@ -63,7 +69,7 @@ PTZ = Command("ptz", 'a PTZ command as for `POST /cameras/<cam>/ptz`, optionally
 
 TOPICS = (
     AVAILABILITY, AGENT_HEALTH, CAMERA_STATUS, CAMERA_HEALTH, CAMERA_SNAPSHOT, CAMERA_ALARMS, WEBRTC_ANSWER,
-    CAMERA_EVENTS, PTZ_RESULT,
+    CAMERA_EVENTS, PTZ_RESULT, CAMERA_RECORDING, SIGNING_KEY,
 )  # fmt: skip
 COMMANDS = (SNAPSHOT_REQUEST, RESTART, ALARMS_RESET, WEBRTC_OFFER, UPLINK, PTZ)
 TOPIC_LOG_CHARS = 200  # a stranger's topic is logged at most this long

@@ -70,6 +70,7 @@ class Recorder:
         self.settings = settings
         self.offline_reason = offline_reason or (lambda: GapReason.CAMERA_OFFLINE)
         self.state = "off"  # recording, paused or off
+        self.stop_reason = GapReason.AGENT_STOPPED  # the gap a stop leaves (a camera taken out: recording disabled)
         self.reason: str | None = None
         self.dropped = 0  # packets the hub dropped from this recorder's subscription (drop-oldest)
         self.bytes_written = 0
@@ -175,8 +176,8 @@ class Recorder:
     def _process(self, item: Packet | _Marker | GapReason) -> None:
         try:
             if item is _Marker.STOP:
-                self._interrupt(GapReason.AGENT_STOPPED)
-                self._set_state("off", GapReason.AGENT_STOPPED.value)
+                self._interrupt(self.stop_reason)
+                self._set_state("off", self.stop_reason.value)
             elif item is _Marker.OFFLINE:
                 self._interrupt(self.offline_reason())
             elif isinstance(item, GapReason):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edgeagent.record import fmp4
-from edgeagent.record.index import RecordingIndex
+from edgeagent.record.index import RecordingIndex, now_utc
 from edgeagent.record.model import GapReason, Segment
 from edgeagent.record.writer import truncate_to_whole_fragments
 
@@ -67,9 +67,12 @@ def repair(index: RecordingIndex, root: Path) -> list[Segment]:
             start = start_from_name(path)
             if path in open_rows or (path not in known and (newest_start is None or (start and start > newest_start))):
                 segment = segment_from_file(camera, path, index.last_sha256(camera))
-                if segment is None:
+                if segment is None:  # killed before its first whole fragment: nothing of it to keep
                     path.unlink(missing_ok=True)
                     index.delete_segment(path)
+                    if not index.has_open_gap(camera):  # the crash is a gap all the same
+                        index.add_gap(camera, index.camera_totals(camera)[1] or start or now_utc(), None,
+                                      GapReason.AGENT_CRASHED)  # fmt: skip
                     continue
                 index.close_segment(segment)
                 repaired.append(segment)

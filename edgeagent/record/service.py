@@ -76,6 +76,7 @@ class RecordingService:
         self.started_at = time.monotonic()
         self._callbacks: list[Callable[[str], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = False  # the recorders run: a camera added from now on starts its own
 
     @property
     def index(self) -> RecordingIndex:
@@ -120,6 +121,28 @@ class RecordingService:
                 with contextlib.suppress(RuntimeError):  # the loop is closing
                     self._loop.call_soon_threadsafe(callback, recorder.camera)
 
+    def add_camera(self, name: str, hub: CameraHub, offline_reason: Callable[[], GapReason] | None = None) -> None:
+        """Record one more camera (at start, or added by a configuration reload); before ``start()`` it only
+        joins the cameras that ``start()`` records."""
+        self._hubs[name] = hub
+        if offline_reason is not None:
+            self._reasons[name] = offline_reason
+        if not self._started:
+            return
+        recorder = Recorder(name, hub, self.index, self.retention, self.settings, self._reasons.get(name))
+        recorder.on_change(self._changed)
+        self.recorders[name] = recorder
+        recorder.start()
+
+    async def remove_camera(self, name: str, reason: GapReason = GapReason.RECORDING_DISABLED) -> None:
+        """Stop recording one camera; the gap from now on carries ``reason``."""
+        self._hubs.pop(name, None)
+        self._reasons.pop(name, None)
+        recorder = self.recorders.pop(name, None)
+        if recorder is not None:
+            recorder.stop_reason = reason
+            await recorder.stop()
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._prepare)
@@ -127,8 +150,10 @@ class RecordingService:
         for recorder in self.recorders.values():
             recorder.on_change(self._changed)
             recorder.start()
+        self._started = True
 
     async def stop(self) -> None:
+        self._started = False
         await asyncio.gather(*(recorder.stop() for recorder in self.recorders.values()))
         if self._retention is not None:
             await asyncio.to_thread(self._retention.stop)

@@ -1,0 +1,152 @@
+"""Recording in the running agent (a real process, a real camera, a real broker): it records, serves the
+recordings over HTTP, publishes their state on MQTT, and a SIGKILL loses at most a second."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import av
+
+from tests.support.agent import AgentProcess, base_config
+from tests.support.recording import ffmpeg_errors, until
+
+ROOT = Path(__file__).resolve().parent.parent
+FPS = 25
+FRAME = 1 / FPS
+SEGMENT_S = 4  # the listing shows closed segments: short ones keep the waits short
+
+
+def parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def rfc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def get(agent: AgentProcess, path: str, **query: datetime) -> bytes:
+    url = agent.http_url + path
+    if query:
+        url += "?" + urllib.parse.urlencode({name: rfc(value) for name, value in query.items()})
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {agent.token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body: bytes = response.read()
+        return body
+
+
+def listing(agent: AgentProcess, camera: str = "north") -> dict[str, Any]:
+    now = datetime.now(UTC)
+    try:
+        document: dict[str, Any] = json.loads(get(agent, f"/recordings/{camera}", start=now - timedelta(hours=1),
+                                                  end=now + timedelta(minutes=1)))  # fmt: skip
+    except urllib.error.HTTPError:
+        raise
+    except (urllib.error.URLError, ConnectionError):  # not listening yet, or restarting
+        return {"spans": [], "gaps": [], "segments": []}
+    return document
+
+
+def listing_if(agent: AgentProcess, condition: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    document = listing(agent)
+    return document if condition(document) else None
+
+
+def recorded_s(document: dict[str, Any]) -> float:
+    return sum((parse(span["end"]) - parse(span["start"])).total_seconds() for span in document["spans"])
+
+
+def config(tmp_path: Path, broker: Any, camera: Any) -> dict[str, Any]:
+    cfg = base_config(tmp_path, broker, {"north": camera}, agent={"health_interval_s": 1})
+    cfg["recording"] = {"dir": str(tmp_path / "recordings"), "segment_s": SEGMENT_S}
+    return cfg
+
+
+def decode(data: bytes) -> list[float]:
+    """Every frame's presentation time; a decoder error fails the test."""
+    times = []
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            assert not frame.is_corrupt
+            assert frame.pts is not None and stream.time_base is not None
+            times.append(float(frame.pts * stream.time_base))
+    return times
+
+
+async def test_the_agent_records_serves_clips_and_exports_and_publishes_the_recording_state(
+    camera_factory, broker, mqtt_watcher_factory, agent_factory, tmp_path: Path
+) -> None:
+    camera = camera_factory(width=320, height=180, fps=FPS, gop_s=1.0)
+    agent = agent_factory(config(tmp_path, broker, camera))
+    started = datetime.now(UTC)
+    document = await until(lambda: listing_if(agent, lambda d: recorded_s(d) >= 14), 45, "14 s recorded")
+    [span] = document["spans"]
+    assert parse(span["start"]) - started < timedelta(seconds=8), "recording began late"
+    # Up to now, less the segment being written (closed segments are listed).
+    assert datetime.now(UTC) - parse(span["end"]) < timedelta(seconds=SEGMENT_S + 2), "the span is behind"
+
+    start = parse(span["start"]) + timedelta(seconds=2.3)
+    times = decode(get(agent, "/recordings/north/clip.mp4", start=start, end=start + timedelta(seconds=10)))
+    visible = [t for t in times if t >= max(t for t in times if t < 0.002)]  # the pre-roll sits before 0
+    duration = visible[-1] + FRAME - visible[0]
+    assert abs(duration - 10.0) <= FRAME, duration
+
+    export = tmp_path / "export.zip"
+    export.write_bytes(get(agent, "/recordings/north/export.zip", start=start, end=start + timedelta(seconds=5)))
+    key = tmp_path / "key.pem"
+    key.write_bytes(get(agent, "/signing-key"))
+    command = [sys.executable, "-m", "edgeagent", "verify", str(export), "--public-key", str(key)]
+    verified = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert verified.returncode == 0 and verified.stdout.startswith("ok"), verified.stdout + verified.stderr
+
+    watcher = mqtt_watcher_factory("edgeagent/cabinet-17/#")  # subscribed late: what it gets was retained
+    recording = await until(lambda: watcher.last("edgeagent/cabinet-17/cameras/north/recording"), 10, "recording topic")
+    assert recording.retain and json.loads(recording.payload)["state"] == "recording"
+    signing = await until(lambda: watcher.last("edgeagent/cabinet-17/signing-key"), 10, "signing-key topic")
+    assert signing.retain and signing.payload == key.read_bytes()
+
+    camera.stop()
+    await asyncio.sleep(4)  # the camera is away for a few seconds: that is the fault under test
+    camera.start()
+    before = len(document["spans"])
+    document = await until(lambda: listing_if(agent, lambda d: len(d["spans"]) > before), 45, "recording again")
+    reasons = [gap["reason"] for gap in document["gaps"]]
+    assert reasons[-1:] == ["camera offline"], reasons
+
+
+async def test_a_sigkilled_agent_keeps_all_but_the_last_second_and_the_gap_says_agent_crashed(
+    camera_factory, agent_factory, tmp_path: Path
+) -> None:
+    camera = camera_factory(width=320, height=180, fps=FPS, gop_s=1.0)
+    agent = agent_factory(config(tmp_path, None, camera))
+    document = await until(lambda: listing_if(agent, lambda d: recorded_s(d) >= 6), 45, "6 s recorded")
+    newest = parse(document["spans"][-1]["end"])
+    deadline = time.monotonic() + 30
+    while datetime.now(UTC) - newest < timedelta(seconds=2):  # mid-segment: 2 s into the one being written
+        assert time.monotonic() < deadline, "recording stopped before the kill"
+        await asyncio.sleep(0.1)
+        newest = parse(listing(agent)["spans"][-1]["end"])
+    killed_at = datetime.now(UTC)
+    agent.kill()
+    agent.start()
+    document = await until(lambda: listing_if(agent, lambda d: len(d["spans"]) >= 2), 45, "recording again")
+    first = document["spans"][0]
+    lost = (killed_at - parse(first["end"])).total_seconds()
+    assert lost <= 1.0, f"lost {lost:.2f} s at the kill"
+    assert [gap["reason"] for gap in document["gaps"]][:1] == ["agent crashed"]
+    clip = tmp_path / "before-kill.mp4"
+    clip.write_bytes(get(agent, "/recordings/north/clip.mp4", start=parse(first["start"]), end=parse(first["end"])))
+    assert ffmpeg_errors(clip) == ""
+    assert decode(clip.read_bytes())
