@@ -51,7 +51,8 @@ def test_parse_command(topic: str, parsed: tuple[str, str] | None) -> None:
 def test_topic_table_flags_match_the_readme() -> None:
     retained = {topic.path for topic in topics.TOPICS if topic.retained}
     assert retained == {
-        "availability", "cameras/{camera}/status", "cameras/{camera}/snapshot", "cameras/{camera}/alarms"
+        "availability", "cameras/{camera}/status", "cameras/{camera}/snapshot", "cameras/{camera}/alarms",
+        "cameras/{camera}/recording", "signing-key",
     }
     assert topics.CAMERA_STATUS.under(BASE, camera="north") == f"{BASE}/cameras/north/status"
     assert topics.WEBRTC_ANSWER.under(BASE, session="s-1") == f"{BASE}/webrtc/s-1/answer"
