@@ -95,8 +95,7 @@ class AgentRecordings:
         self.service.add_camera(unit.name, unit.camera.hub, offline_reason(unit.camera.source))
 
     async def remove_camera(self, name: str, reason: GapReason) -> None:
-        if self.routes is not None and reason != GapReason.AGENT_STOPPED:
-            self.routes.cameras.discard(name)
+        # Its recordings stay readable over HTTP (until retention deletes them): the video is still evidence.
         self.disabled.discard(name)
         self.stats.pop(name, None)
         await self.service.remove_camera(name, reason)

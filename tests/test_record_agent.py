@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -117,6 +119,10 @@ async def test_the_agent_records_serves_clips_and_exports_and_publishes_the_reco
     signing = await until(lambda: watcher.last("edgeagent/cabinet-17/signing-key"), 10, "signing-key topic")
     assert signing.retain and signing.payload == key.read_bytes()
 
+    metrics = get(agent, "/metrics").decode()  # the names deploy/prometheus/alerts.yml alerts on
+    assert 'edgeagent_recording_paused{camera="north"} 0.0' in metrics
+    assert "\nedgeagent_recording_disk_days " in metrics
+
     camera.stop()
     await asyncio.sleep(4)  # the camera is away for a few seconds: that is the fault under test
     camera.start()
@@ -150,3 +156,29 @@ async def test_a_sigkilled_agent_keeps_all_but_the_last_second_and_the_gap_says_
     clip.write_bytes(get(agent, "/recordings/north/clip.mp4", start=parse(first["start"]), end=parse(first["end"])))
     assert ffmpeg_errors(clip) == ""
     assert decode(clip.read_bytes())
+
+
+async def test_a_reload_starts_and_stops_recording_with_the_cameras_and_leaves_the_others_untouched(
+    camera_factory, agent_factory, tmp_path: Path
+) -> None:
+    north, south = (camera_factory(width=320, height=180, fps=FPS, gop_s=1.0) for _ in range(2))
+    cfg = config(tmp_path, None, north)
+    agent = agent_factory(cfg)
+    await until(lambda: recorded_s(listing(agent, "north")) >= SEGMENT_S, 45, "north recorded")
+    added = base_config(tmp_path / "reload", None, {"north": north, "south": south})["cameras"]
+    cfg["cameras"] = added
+    mark = agent.log_mark()
+    agent.write_config(cfg)
+    os.kill(agent.pid, signal.SIGHUP)
+    await asyncio.to_thread(agent.wait_log, r"reload: applied in", 30, mark)
+    await until(lambda: recorded_s(listing(agent, "south")) >= SEGMENT_S, 45, "south recorded after its addition")
+
+    del cfg["cameras"]["south"]
+    mark = agent.log_mark()
+    agent.write_config(cfg)
+    os.kill(agent.pid, signal.SIGHUP)
+    await asyncio.to_thread(agent.wait_log, r"reload: applied in", 30, mark)
+    south_gaps = await until(lambda: listing(agent, "south")["gaps"], 20, "south's gap")
+    assert [gap["reason"] for gap in south_gaps] == ["recording disabled"]
+    document = listing(agent, "north")
+    assert len(document["spans"]) == 1 and document["gaps"] == [], "north's recording was interrupted"
