@@ -43,6 +43,7 @@ from edgeagent.publish.command_limits import CommandLimits, SnapshotCoalescer
 from edgeagent.publish.http import load_or_create_token, make_app, ssl_context
 from edgeagent.publish.mqtt import MqttPublisher
 from edgeagent.publish.mqtt_bridge import MqttBridge
+from edgeagent.publish.offload_metrics import OffloadCollector
 from edgeagent.publish.ptz_http import add_routes as add_ptz_routes
 from edgeagent.recordings import AgentRecordings
 from edgeagent.unit import CameraUnit, build_unit
@@ -94,7 +95,9 @@ class Agent:
             self.bridge = MqttBridge(self.mqtt, self.units)
         self.recordings: AgentRecordings | None = None
         if config.recording is not None:
-            self.recordings = self.cameras.recording = AgentRecordings(config.recording, config.agent.id, self.bridge)
+            self.recordings = self.cameras.recording = AgentRecordings(
+                config.recording, config.agent.id, self.bridge, config.offload
+            )
         self.alarms = Alarms(self.bridge.publish_alarms if self.bridge is not None else None)
         self.monitor = AgentHealthMonitor(config.agent.state_dir)
         self.live: LiveService | None = None
@@ -264,6 +267,8 @@ class Agent:
             recording=self.recordings.summary if self.recordings else None,
         )
         registry = metrics.make_registry(collector)
+        if self.recordings is not None and self.recordings.offloader is not None:
+            registry.register(OffloadCollector(self.recordings.offloader.stats))
         self.auth = AuthGuard(token)
         app = make_app(
             self.units,

@@ -26,6 +26,8 @@ from pydantic import SecretStr
 
 from edgeagent.camera.source import CameraSource
 from edgeagent.health import RecordingHealth, RecordingSummary
+from edgeagent.offload.service import Offloader, start_offload
+from edgeagent.offload.settings import OffloadSection
 from edgeagent.publish import topics
 from edgeagent.publish.mqtt_bridge import MqttBridge
 from edgeagent.publish.recordings_http import RecordingRoutes, add_routes, bearer_check
@@ -54,7 +56,11 @@ def _json(document: dict[str, Any]) -> bytes:
 
 
 class AgentRecordings:
-    def __init__(self, settings: RecordingSection, agent_id: str, bridge: MqttBridge | None) -> None:
+    def __init__(
+        self, settings: RecordingSection, agent_id: str, bridge: MqttBridge | None, offload: OffloadSection | None
+    ) -> None:
+        self.offload_section = offload
+        self.offloader: Offloader | None = None  # uploads to object storage, with an offload section
         self.service = RecordingService(settings, {})  # cameras join as they start
         self.agent_id = agent_id
         self.bridge = bridge
@@ -69,11 +75,15 @@ class AgentRecordings:
         """Open the index (rebuild, repair), load or make the signing key; in threads."""
         self.key = await asyncio.to_thread(load_or_create_key, state_dir)
         await self.service.start()
+        if self.offload_section is not None:  # its retention hook: nothing deleted before it is queued
+            self.offloader = await start_offload(self.offload_section, self.service, self.agent_id)
 
     async def close(self) -> None:
         for task in list(self._publishing):
             task.cancel()
         await asyncio.gather(*self._publishing, return_exceptions=True)
+        if self.offloader is not None:
+            await self.offloader.stop()  # before the index it reads closes
         await self.service.stop()
 
     def add_http_routes(self, app: web.Application, cameras: list[str], token: SecretStr) -> None:
@@ -123,7 +133,7 @@ class AgentRecordings:
             return
         for camera, figures in stats.items():
             document = figures.to_json()
-            document["alarms"] = self.service.alarms(figures)
+            document["alarms"] = self.service.alarms(figures) + (self.offloader.alarms() if self.offloader else [])
             self.bridge.set_camera_state(topics.CAMERA_RECORDING, camera, _json(document))
         for camera in self.disabled:
             self.bridge.set_camera_state(topics.CAMERA_RECORDING, camera, _json(DISABLED))

@@ -21,6 +21,11 @@ from typing import Any
 
 import av
 
+from edgeagent.record.index import RecordingIndex
+from edgeagent.record.model import GapReason
+from edgeagent.record.recorder import segment_path
+from edgeagent.record.repair import repair
+from edgeagent.record.service import INDEX_NAME
 from tests.support.agent import AgentProcess, base_config
 from tests.support.recording import ffmpeg_errors, until
 
@@ -182,3 +187,18 @@ async def test_a_reload_starts_and_stops_recording_with_the_cameras_and_leaves_t
     assert [gap["reason"] for gap in south_gaps] == ["recording disabled"]
     document = listing(agent, "north")
     assert len(document["spans"]) == 1 and document["gaps"] == [], "north's recording was interrupted"
+
+
+def test_a_segment_killed_before_its_first_fragment_still_leaves_an_agent_crashed_gap(tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    index = RecordingIndex(root / INDEX_NAME)
+    start = datetime.now(UTC) - timedelta(seconds=5)
+    path = segment_path(root, "north", start)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\0\0\0\x18ftypisom")  # the header begun, no fragment: nothing to keep
+    index.open_segment("north", path, start, "h264", 320, 180)
+    assert repair(index, root) == []
+    assert not path.exists()
+    [gap] = index.gaps("north")
+    assert gap.reason == GapReason.AGENT_CRASHED and gap.start == start
+    index.close()
