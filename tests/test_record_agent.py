@@ -28,6 +28,7 @@ from edgeagent.record.repair import repair
 from edgeagent.record.service import INDEX_NAME
 from tests.support.agent import AgentProcess, base_config
 from tests.support.recording import ffmpeg_errors, until
+from tests.test_offload import BUCKET, seaweed  # noqa: F401 (the SeaweedFS fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 FPS = 25
@@ -202,3 +203,33 @@ def test_a_segment_killed_before_its_first_fragment_still_leaves_an_agent_crashe
     [gap] = index.gaps("north")
     assert gap.reason == GapReason.AGENT_CRASHED and gap.start == start
     index.close()
+
+
+def uploaded_files(agent: AgentProcess) -> float:
+    try:
+        text = get(agent, "/metrics").decode()
+    except urllib.error.HTTPError:
+        raise
+    except (urllib.error.URLError, ConnectionError):  # not listening yet
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("edgeagent_offload_uploaded_files_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def test_the_agent_offloads_what_it_records_to_object_storage(
+    camera_factory, agent_factory, seaweed, tmp_path: Path  # noqa: F811 (the fixture imported above)
+) -> None:
+    camera = camera_factory(width=320, height=180, fps=FPS, gop_s=1.0)
+    cfg = config(tmp_path, None, camera)
+    keys = {"access_key_file": seaweed.access_key, "secret_key_file": seaweed.secret_key}
+    for name, value in keys.items():
+        path = tmp_path / "secrets" / name
+        path.write_text(value + "\n")
+        path.chmod(0o600)
+        keys[name] = str(path)
+    cfg["offload"] = {"endpoint": seaweed.endpoint, "bucket": BUCKET, "prefix": "agent", "segments": True,
+                      "scan_s": 0.5, **keys}  # fmt: skip
+    agent = agent_factory(cfg)
+    await until(lambda: uploaded_files(agent) >= 1, 60, "a segment uploaded")
