@@ -30,11 +30,11 @@ from edgeagent import loops, reload, systemd
 from edgeagent.alarms import Alarms
 from edgeagent.camera.source import CameraSource
 from edgeagent.camera_units import CameraUnits
+from edgeagent.commands import MqttCommands
 from edgeagent.config import Config
 from edgeagent.credentials import read_credentials
 from edgeagent.health import AgentHealthMonitor, CameraHealth, camera_health, cameras_document
 from edgeagent.live.service import LiveService
-from edgeagent.live.signaling import handle_mqtt_offer
 from edgeagent.live.whep import add_routes as add_whep_routes
 from edgeagent.onvif.control import PtzControl
 from edgeagent.publish import alarms_http, descriptors, http_limits, http_log_filter, metrics, topics
@@ -81,7 +81,7 @@ class Agent:
         self.cameras = CameraUnits(
             self.tasks,
             self._publish_camera_state,
-            self._publish_snapshot,
+            self.publish_snapshot,
             lambda unit: self.alarms.refresh(unit),
             events,
         )
@@ -108,7 +108,8 @@ class Agent:
         self.accept_health = descriptors.AcceptHealth(nofile, reserve)
         self.auth: AuthGuard | None = None
         self.commands = CommandLimits(max_offers_in_flight=min(4, config.webrtc.max_viewers_total))
-        self.snapshot_requests = SnapshotCoalescer(self._requested_snapshot)
+        self.mqtt_commands = MqttCommands(self)
+        self.snapshot_requests = SnapshotCoalescer(self.mqtt_commands.requested_snapshot)
         self._health_task: asyncio.Task[None] | None = None
         self.uplink: UplinkService | None = None
         self._stop = asyncio.Event()
@@ -171,7 +172,7 @@ class Agent:
             agent = dataclasses.replace(agent, recording=self.recordings.summary())
         self.bridge.publish_health(cameras, agent)
 
-    async def _publish_snapshot(self, unit: CameraUnit) -> bool:
+    async def publish_snapshot(self, unit: CameraUnit) -> bool:
         snapshot = await unit.snapshotter.snapshot()
         if snapshot is None:
             return False
@@ -179,66 +180,15 @@ class Agent:
             self.bridge.publish_snapshot(unit.name, snapshot.jpeg)
         return True
 
-    def _on_snapshot_request(self, camera: str, payload: bytes) -> None:
-        self.snapshot_requests.request(camera)
-
-    async def _requested_snapshot(self, camera: str) -> None:
-        unit = self.units.get(camera)  # a request may race the camera's removal by a reload
-        if unit is not None:
-            await self._publish_snapshot(unit)
-
-    def _on_alarms_reset(self, camera: str, payload: bytes) -> None:
-        unit = self.units.get(camera)
-        if unit is not None:
-            self.alarms.reset(unit, "MQTT command")
-
-    def _on_restart(self, camera: str, payload: bytes) -> None:
-        unit = self.units.get(camera)
-        if unit is not None and self.commands.allow_restart(camera):
-            unit.camera.source.restart()
-
-    async def _on_offer(self, camera: str, payload: bytes) -> None:
-        assert self.live is not None and self.bridge is not None
-        if not self.commands.begin_offer(camera, payload):
-            return
-        try:
-            answer = await handle_mqtt_offer(self.live, camera, payload)
-        finally:
-            self.commands.end_offer()
-        if answer is not None:
-            self.bridge.publish_answer(*answer)
-
     def _publish_event(self, camera: str, event: dict[str, object]) -> None:
         if self.bridge is not None:
             topic = topics.CAMERA_EVENTS
             body = json.dumps(event, separators=(",", ":")).encode()
             self.bridge.publisher.publish(topic.under(self.bridge.base, camera=camera), body, qos=topic.qos)
 
-    async def _on_ptz(self, camera: str, payload: bytes) -> None:
-        unit = self.units.get(camera)
-        control = unit.ptz if unit is not None else None
-        if control is None:
-            document: dict[str, object] = {"ok": False, "status": 404, "error": "this camera has no PTZ"}
-        else:
-            _, document = await control.answer("mqtt", payload)
-        if self.bridge is not None:
-            topic = topics.PTZ_RESULT
-            body = json.dumps(document, separators=(",", ":")).encode()
-            self.bridge.publisher.publish(topic.under(self.bridge.base, camera=camera), body, qos=topic.qos)
-
     def ptz_control(self, camera: str) -> PtzControl | None:
         unit = self.units.get(camera)  # the cameras of the moment (a reload may change them)
         return unit.ptz if unit is not None else None
-
-    def _route_commands(self, bridge: MqttBridge) -> None:
-        bridge.on_command(topics.SNAPSHOT_REQUEST, self._on_snapshot_request)
-        bridge.on_command(topics.RESTART, self._on_restart)
-        bridge.on_command(topics.ALARMS_RESET, self._on_alarms_reset)
-        bridge.on_command(topics.PTZ, self._on_ptz)
-        if self.live is not None:
-            bridge.on_command(topics.WEBRTC_OFFER, self._on_offer, answers_unknown=True)
-        if self.uplink is not None:
-            bridge.on_command(topics.UPLINK, self.uplink.on_command)
 
     # -- lifetime ---------------------------------------------------------------------------------
 
@@ -350,7 +300,7 @@ class Agent:
         await self._start_http(stack, live)
         if self.bridge is not None:
             self.bridge.announce_offline()  # kept until the broker is reached
-            self._route_commands(self.bridge)
+            self.mqtt_commands.route(self.bridge)
         self._start_cameras(stack)
         if self.mqtt is not None:
             self.mqtt.start()

@@ -54,6 +54,7 @@ LAYERS: dict[str, int] = {
     # wiring and lifetimes.
     "agent": AGENT,
     "camera_units": AGENT,
+    "commands": AGENT,  # what each MQTT command does, on the agent's parts
     "recordings": AGENT,  # wiring: the recording service, its routes, topics and offloader in the agent
     "reload": AGENT,
     "cli": AGENT,
