@@ -14,89 +14,19 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from edgeagent.record.lockcopy import LOCK_COLUMNS, read_copy, write_copy
 from edgeagent.record.model import Gap, GapReason, Lock, Segment
+from edgeagent.record.schema import OFFLOAD_SCHEMA, SCHEMA, from_us, now_utc, to_us
+
+__all__ = ["OFFLOAD_SCHEMA", "RecordingIndex", "from_us", "now_utc", "to_us"]
 
 # Segments whose ends are closer than this count as one continuous span (the next starts where the last
 # ended, up to rounding of the muxer's timescale).
 SPAN_JOIN_S = 0.1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS segments (
-    id INTEGER PRIMARY KEY,
-    camera TEXT NOT NULL,
-    path TEXT NOT NULL UNIQUE,
-    start_us INTEGER NOT NULL,
-    end_us INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    codec TEXT NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    sha256 TEXT,
-    prev_sha256 TEXT,
-    open INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS segments_camera_start ON segments (camera, start_us);
-CREATE INDEX IF NOT EXISTS segments_start ON segments (start_us);
-CREATE INDEX IF NOT EXISTS segments_end ON segments (end_us);
-CREATE TABLE IF NOT EXISTS gaps (
-    id INTEGER PRIMARY KEY,
-    camera TEXT NOT NULL,
-    start_us INTEGER NOT NULL,
-    end_us INTEGER,
-    reason TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gaps_camera_start ON gaps (camera, start_us);
-CREATE TABLE IF NOT EXISTS locks (
-    id TEXT PRIMARY KEY,
-    camera TEXT NOT NULL,
-    start_us INTEGER NOT NULL,
-    end_us INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    created_us INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
-
-# Files that must reach object storage (edgeagent.offload.queue owns the rows). Here because retention
-# reads it: a segment with a row not yet done is kept like a locked one.
-OFFLOAD_SCHEMA = """
-CREATE TABLE IF NOT EXISTS offload_queue (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    key TEXT,
-    bytes INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_us INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    added_us INTEGER NOT NULL,
-    done_us INTEGER
-);
-CREATE INDEX IF NOT EXISTS offload_queue_pending ON offload_queue (done_us, next_us);
-"""
-
-
-def to_us(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise ValueError("times must be timezone-aware (UTC)")
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_us(value: int) -> datetime:
-    seconds, micros = divmod(value, 1_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
 
 class RecordingIndex:
     def __init__(self, path: Path | str) -> None:
@@ -108,7 +38,7 @@ class RecordingIndex:
         # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file, and the
         # index can always be rebuilt from the segments. Fewer syncs, less flash wear.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA + OFFLOAD_SCHEMA)
+        self._db.executescript(SCHEMA + OFFLOAD_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
