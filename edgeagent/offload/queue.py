@@ -10,17 +10,12 @@ time); every method blocks, call it in a thread.
 from __future__ import annotations
 
 import random
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edgeagent.record.index import OFFLOAD_SCHEMA, now_utc, to_us
+from edgeagent.record.sqlite_store import SqliteStore
 
-BUSY_TIMEOUT_MS = 10_000
 JITTER = 0.1  # retries spread by this share, so many cabinets do not come back in step
 
 
@@ -36,32 +31,10 @@ class Item:
     last_error: str | None
 
 
-class OffloadQueue:
+class OffloadQueue(SqliteStore):
     def __init__(self, index_path: Path) -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(index_path, check_same_thread=False, isolation_level=None,
-                                   timeout=BUSY_TIMEOUT_MS / 1000)  # fmt: skip
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        super().__init__(index_path)
         self._db.executescript(OFFLOAD_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
 
     def enqueue_segments(self, every_segment: bool) -> int:
         """Queue the closed segments that must go and are not queued yet (those of a lock; all of them

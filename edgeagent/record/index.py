@@ -9,11 +9,7 @@ Times are stored as integer microseconds since the epoch (UTC), so a segment's s
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +17,7 @@ from typing import Any
 from edgeagent.record.lockcopy import LOCK_COLUMNS, read_copy, write_copy
 from edgeagent.record.model import Gap, GapReason, Lock, Segment
 from edgeagent.record.schema import OFFLOAD_SCHEMA, SCHEMA, from_us, now_utc, to_us
+from edgeagent.record.sqlite_store import SqliteStore
 
 __all__ = ["OFFLOAD_SCHEMA", "RecordingIndex", "from_us", "now_utc", "to_us"]
 
@@ -28,36 +25,16 @@ __all__ = ["OFFLOAD_SCHEMA", "RecordingIndex", "from_us", "now_utc", "to_us"]
 # ended, up to rounding of the muxer's timescale).
 SPAN_JOIN_S = 0.1
 
-class RecordingIndex:
+class RecordingIndex(SqliteStore):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        super().__init__(self.path)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file, and the
         # index can always be rebuilt from the segments. Fewer syncs, less flash wear.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA + OFFLOAD_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
 
     # -- segments ---------------------------------------------------------------------------------
 
