@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -60,6 +61,10 @@ class MqttPublisher:
         self._password = password
         self._client_id = section.client_id or f"edgeagent-{agent_id}"
         self._states: dict[str, _State] = {}
+        # Held while the state of a topic changes and is sent, and while paho republishes every state on a
+        # connect: without it a republish of an older state could reach the broker after a newer one
+        # (seen: a camera's retained status left at `offline` after a failover while it was online).
+        self._states_lock = threading.Lock()
         self._subscriptions: dict[str, CommandHandler] = {}
         self._handler_tasks: set[asyncio.Task[None]] = set()  # referenced until done (asyncio keeps weak ones)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,9 +156,10 @@ class MqttPublisher:
     def set_state(self, topic: str, payload: bytes | str, retain: bool = True, qos: int = 1) -> None:
         """Make ``payload`` the current state of ``topic``: published now if connected, else on connect."""
         data = payload.encode() if isinstance(payload, str) else payload
-        self._states[topic] = _State(data, retain, qos)
-        if self.connected and self._client is not None:
-            self._client.publish(topic, data, qos=qos, retain=retain)
+        with self._states_lock:
+            self._states[topic] = _State(data, retain, qos)
+            if self.connected and self._client is not None:
+                self._client.publish(topic, data, qos=qos, retain=retain)
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 0) -> None:
         """A one-off message (an answer to a request); dropped when not connected."""
@@ -178,14 +184,15 @@ class MqttPublisher:
         if self._last_broker is not None and broker != self._last_broker:
             self.failovers += 1
         self.broker = self._last_broker = broker
-        self.connected = True
         self.connects += 1
         self.last_error = None
         log.info("mqtt: connected to %s", broker)
-        for topic_filter in self._subscriptions:
-            client.subscribe(topic_filter, qos=COMMAND_QOS)
-        for topic, state in list(self._states.items()):
-            client.publish(topic, state.payload, qos=state.qos, retain=state.retain)
+        with self._states_lock:
+            self.connected = True
+            for topic_filter in list(self._subscriptions):
+                client.subscribe(topic_filter, qos=COMMAND_QOS)
+            for topic, state in list(self._states.items()):
+                client.publish(topic, state.payload, qos=state.qos, retain=state.retain)
 
     def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
         if self.connected and not self._stopping:
