@@ -13,17 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.disk import tmpfs
+
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 256 kB tmpfs, as a cabinet's nearly full flash card would be."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mount_point)], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "256k") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def fill(directory: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from edgeagent.record.model import GapReason
+from tests.support.disk import tmpfs
 from tests.support.recording import Recording, ffmpeg_errors, segment_files, until
 
 MB = 1_000_000
@@ -23,13 +23,8 @@ MB = 1_000_000
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 20 MB tmpfs: a flash card that fills in seconds."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m,mode=0700", "tmpfs", str(mount_point)], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "20m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def free_bytes(path: Path) -> int:
