@@ -13,6 +13,7 @@ A node quacks like ``tests.support.broker.Broker`` where an ``MqttWatcher`` need
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +31,11 @@ from tests.support.net import free_port, wait_for_port
 NATS_SERVER = str(Path(sys.executable).parent / "nats-server")
 if not os.path.exists(NATS_SERVER):
     NATS_SERVER = shutil.which("nats-server") or "nats-server"
+
+
+def quoted(value: str) -> str:
+    """A string for NATS's configuration: unquoted, a password such as ``1Cx...`` is read as a number."""
+    return json.dumps(value)
 
 
 class NatsNode:
@@ -67,10 +73,10 @@ class NatsNode:
             f"server_name: {self.name}\n"
             f"listen: 127.0.0.1:{self.client_port}\n"
             f"http: 127.0.0.1:{self.monitor_port}\n"
-            f"jetstream {{ store_dir: {store}, max_mem: 64MB, max_file: 1GB }}\n"
+            f"jetstream {{ store_dir: {quoted(str(store))}, max_mem: 64MB, max_file: 1GB }}\n"
             f"cluster {{ name: lab, listen: 127.0.0.1:{self.route_port}, routes: [{routes}] }}\n"
             f"mqtt {{ listen: 127.0.0.1:{self.port}, stream_replicas: 3{self.mqtt_extra} }}\n"
-            f"authorization {{ users: [ {{ user: {self.username}, password: {self.password} }} ] }}\n"
+            f"authorization {{ users: [ {{ user: {quoted(self.username)}, password: {quoted(self.password)} }} ] }}\n"
         )
 
     @property
@@ -103,7 +109,10 @@ class NatsNode:
             return False
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        wait_for_port(self.host, self.port, timeout=timeout, alive=lambda: self.running)
+        try:
+            wait_for_port(self.host, self.port, timeout=timeout, alive=lambda: self.running)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"nats {self.name}: {exc}\n--- log ---\n{self.log_text()[-3000:]}") from None
         deadline = time.monotonic() + timeout
         while not self.healthy():
             if not self.running or time.monotonic() > deadline:
