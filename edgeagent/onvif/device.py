@@ -32,7 +32,7 @@ from edgeagent.onvif.errors import OnvifAuthError, OnvifError, OnvifTimeout, Onv
 
 log = logging.getLogger(__name__)
 
-WSDL_DIR = Path(onvif.__file__).resolve().parent / "wsdl"
+WSDL_DIR = Path(onvif.__file__).parent / "wsdl"
 SETUP_TIMEOUT_S = 30.0  # loading a WSDL is local work in a thread, slow on small boards the first time
 UNREADABLE = (ValueError, zeep.exceptions.XMLParseError, zeep.exceptions.XMLSyntaxError, etree.XMLSyntaxError)
 T = TypeVar("T")
