@@ -88,7 +88,8 @@ class AgentRecordings:
 
     def add_http_routes(self, app: web.Application, cameras: list[str], token: SecretStr) -> None:
         assert self.key is not None, "start() first"
-        self.routes = RecordingRoutes(self.service.index, cameras, self.key, self.agent_id, bearer_check(token))
+        self.routes = RecordingRoutes(self.service.index, cameras, self.key, self.agent_id, bearer_check(token),
+                                      growing=self.service.growing)
         add_routes(app, self.routes)
 
     # -- cameras (CameraUnits) --------------------------------------------------------------------
