@@ -4,12 +4,14 @@ recordings over HTTP, publishes their state on MQTT, and a SIGKILL loses at most
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -220,7 +222,20 @@ def uploaded_files(agent: AgentProcess) -> float:
     return 0.0
 
 
-async def test_the_agent_offloads_what_it_records_to_object_storage(
+async def export_keys(cluster: Any, within_s: float) -> list[str]:
+    """The keys under the agent's exports once there is one."""
+    deadline = time.monotonic() + within_s
+    while True:
+        async with cluster.client() as s3:
+            answer = await s3.list_objects_v2(Bucket=BUCKET, Prefix="agent/cabinet-17/exports/")
+        keys = [item["Key"] for item in answer.get("Contents", [])]
+        if keys:
+            return keys
+        assert time.monotonic() < deadline, "no export reached object storage"
+        await asyncio.sleep(0.2)
+
+
+async def test_the_agent_offloads_what_it_records_and_an_http_export_once(
     camera_factory, agent_factory, seaweed, tmp_path: Path  # noqa: F811 (the fixture imported above)
 ) -> None:
     camera = camera_factory(width=320, height=180, fps=FPS, gop_s=1.0)
@@ -235,3 +250,21 @@ async def test_the_agent_offloads_what_it_records_to_object_storage(
                       "scan_s": 0.5, **keys}  # fmt: skip
     agent = agent_factory(cfg)
     await until(lambda: uploaded_files(agent) >= 1, 60, "a segment uploaded")
+
+    recorded_until = parse(listing(agent)["spans"][-1]["end"])
+    start, end = recorded_until - timedelta(seconds=3), recorded_until - timedelta(seconds=1)
+    exported = await asyncio.to_thread(get, agent, "/recordings/north/export.zip", start=start, end=end)
+    again = await asyncio.to_thread(get, agent, "/recordings/north/export.zip", start=start, end=end)
+    assert again != exported  # made anew (its own creation time), but the same video: not kept twice
+    [key] = await export_keys(seaweed, 30)
+    assert key.startswith("agent/cabinet-17/exports/cabinet-17-north-") and key.endswith(".zip")
+    spool = tmp_path / "recordings" / ".offload-exports"  # every kept copy goes once it is uploaded
+    await until(lambda: spool.is_dir() and not any(spool.iterdir()), 20, "the kept copy deleted after its upload")
+    async with seaweed.client() as s3:
+        stored = await s3.get_object(Bucket=BUCKET, Key=key)
+        async with stored["Body"] as body:
+            data = await body.read()
+        answer = await s3.list_objects_v2(Bucket=BUCKET, Prefix="agent/cabinet-17/exports/")
+    digest = hashlib.sha256(exported).hexdigest()  # the first one's: the second was not uploaded over it
+    assert hashlib.sha256(data).hexdigest() == digest and stored["Metadata"]["sha256"] == digest
+    assert [item["Key"] for item in answer["Contents"]] == [key]
