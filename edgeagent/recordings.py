@@ -88,7 +88,9 @@ class AgentRecordings:
 
     def add_http_routes(self, app: web.Application, cameras: list[str], token: SecretStr) -> None:
         assert self.key is not None, "start() first"
-        self.routes = RecordingRoutes(self.service.index, cameras, self.key, self.agent_id, bearer_check(token))
+        exports = self.offloader.exports if self.offloader is not None else None  # HTTP exports go too
+        self.routes = RecordingRoutes(self.service.index, cameras, self.key, self.agent_id, bearer_check(token),
+                                      growing=self.service.growing, exports=exports)
         add_routes(app, self.routes)
 
     # -- cameras (CameraUnits) --------------------------------------------------------------------

@@ -108,3 +108,7 @@ class OffloadQueue(SqliteStore):
 
     def is_done(self, path: Path) -> bool:
         return bool(self._query("SELECT 1 FROM offload_queue WHERE path = ? AND done_us IS NOT NULL", (str(path),)))
+
+    def knows(self, path: Path) -> bool:
+        """The file has a row, pending or done (an export is kept and uploaded once)."""
+        return bool(self._query("SELECT 1 FROM offload_queue WHERE path = ?", (str(path),)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -20,11 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edgeagent.offload.exports import SPOOL_DIR, ExportSpool
 from edgeagent.offload.pacer import TokenBucket
 from edgeagent.offload.queue import Item, OffloadQueue
 from edgeagent.offload.s3 import CredentialsRefused, LocalFileAltered, S3Uploader, UploadError
 from edgeagent.offload.settings import OffloadSection
 from edgeagent.record.index import now_utc
+from edgeagent.record.writer import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,6 @@ class OffloadStats:
         return document
 
 
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
 class Offloader:
     def __init__(self, section: OffloadSection, index_path: Path, recording_dir: Path, agent_id: str) -> None:
         self.section = section
@@ -72,7 +68,11 @@ class Offloader:
         self._recent: list[tuple[float, float, int]] = []  # (started, ended, bytes) of recent uploads
         self._pending = (0, 0)
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        # Exports made over HTTP are copied here and queued (blocking: the constructor runs in a thread).
+        self.exports = ExportSpool(recording_dir / SPOOL_DIR, self.queue, self.export_key, self.wake_threadsafe)
+        self.exports.recover()
 
     # -- what goes where --------------------------------------------------------------------------
 
@@ -93,12 +93,16 @@ class Offloader:
         """Blocking: queue what must go (also the retention hook, in its thread)."""
         return self.queue.enqueue_segments(self.section.segments)
 
+    def export_key(self, name: str) -> str:
+        return f"{self._prefix()}{self.agent_id}/exports/{name}"
+
     async def enqueue_export(self, path: Path, name: str | None = None) -> str:
         """Queue an export zip (or any file) under ``<prefix>/<agent>/exports/<name>``; returns the key.
-        The file must stay until it is uploaded (``queue.is_done``)."""
+        The file must stay until it is uploaded (``queue.is_done``). Exports made over HTTP are queued by
+        ``exports`` (the routes' ``ExportKeeper``)."""
         size = (await asyncio.to_thread(path.stat)).st_size
         sha = await asyncio.to_thread(file_sha256, path)
-        key = f"{self._prefix()}{self.agent_id}/exports/{name or path.name}"
+        key = self.export_key(name or path.name)
         absolute = await asyncio.to_thread(path.absolute)
         await asyncio.to_thread(self.queue.enqueue_file, absolute, key, size, sha)
         self._wake.set()
@@ -108,7 +112,14 @@ class Offloader:
 
     def start(self) -> None:
         # Its own task, not the agent's BackgroundTasks: stop() must end it before the queue closes.
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="offload")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self.run(), name="offload")
+
+    def wake_threadsafe(self) -> None:
+        """Look at the queue now (from any thread: a new export was queued)."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                self._loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -139,6 +150,7 @@ class Offloader:
                 if time.monotonic() >= next_scan:
                     await asyncio.to_thread(self.enqueue_segments)
                     next_scan = time.monotonic() + self.section.scan_s
+                self._wake.clear()  # before looking: a file queued from now on wakes the sleep below
                 item = await asyncio.to_thread(self.queue.next_due)
                 self._pending = await asyncio.to_thread(self.queue.pending)
                 if item is None:
@@ -153,7 +165,6 @@ class Offloader:
         wait = max(0.0, next_scan - time.monotonic())
         if retry is not None:
             wait = min(wait, retry)
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), wait)
 
@@ -178,6 +189,8 @@ class Offloader:
             return
         ended = time.monotonic()
         await asyncio.to_thread(self.queue.done, item)
+        if item.kind == "export" and self.exports.owns(item.path):  # our copy: in object storage now
+            await asyncio.to_thread(item.path.unlink, True)
         self.uploaded += 1
         self.uploaded_bytes += item.bytes
         self.last_upload = now_utc()

@@ -24,8 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from edgeagent.http_body import read_bounded
 from edgeagent.publish.signed_urls import SignedUrls
 from edgeagent.publish.thread_stream import StreamCounts, one_line, stream_from_thread
-from edgeagent.record.clip import ClipError, ClipSettings, plan_clip, write_clip
+from edgeagent.record.clip import ClipError, ClipPlan, ClipSettings, plan_clip, write_clip
 from edgeagent.record.export import write_export
+from edgeagent.record.growing import readable, with_growing
 from edgeagent.record.model import Gap, Lock, Segment
 from edgeagent.record.signing import public_pem
 from edgeagent.record.times import TimeRangeError, parse_range, rfc3339
@@ -61,6 +62,12 @@ class Index(Protocol):
     def remove_lock(self, lock_id: str) -> Any: ...
 
 
+class ExportKeeper(Protocol):
+    """Keeps a copy of an export for object storage (``edgeagent.offload.exports.ExportSpool``)."""
+
+    def wrap(self, name: str, job: Callable[[Any], object]) -> Callable[[Any], object]: ...
+
+
 class Refused(Exception):
     """A request answered with ``status`` and one line saying why."""
 
@@ -80,6 +87,11 @@ def bearer_check(token: SecretStr) -> Callable[[web.Request], bool]:
     return authorized
 
 
+def export_name(agent_id: str, plan: ClipPlan) -> str:
+    """The export's name in object storage: the same video (camera and actual range) is kept once."""
+    return f"{agent_id}-{plan.camera}-{plan.start:%Y%m%dT%H%M%S.%fZ}-{plan.end:%Y%m%dT%H%M%S.%fZ}.zip"
+
+
 def lock_json(lock: Lock) -> dict[str, Any]:
     return {"id": lock.id, "camera": lock.camera, "start": rfc3339(lock.start), "end": rfc3339(lock.end),
             "reason": lock.reason, "created": rfc3339(lock.created)}
@@ -87,9 +99,14 @@ def lock_json(lock: Lock) -> dict[str, Any]:
 
 class RecordingRoutes:
     def __init__(self, index: Index, cameras: Collection[str], key: Ed25519PrivateKey, agent_id: str,
-                 authorized: Callable[[web.Request], bool], settings: RecordingsHttpSettings | None = None) -> None:
+                 authorized: Callable[[web.Request], bool], settings: RecordingsHttpSettings | None = None,
+                 growing: Callable[[str], Segment | None] | None = None, exports: ExportKeeper | None = None) -> None:
         self.index, self.cameras, self.key, self.agent_id = index, set(cameras), key, agent_id
         self.authorized = authorized
+        # The segment each camera is writing, up to its last whole fragment (``Recorder.growing``), and
+        # where exports are kept for offload; neither when the agent has no recorder or no offload.
+        self.growing = growing or (lambda camera: None)
+        self.exports = exports
         self.settings = settings or RecordingsHttpSettings()
         self.clip_settings = ClipSettings(max_seconds=self.settings.max_clip_s)
         self.urls = SignedUrls(self.settings.signed_url_ttl_s)
@@ -137,32 +154,46 @@ class RecordingRoutes:
         start, end = parse_range(request.query.get("start"), request.query.get("end"), self.settings.max_list_s)
         # ``segments=no``: spans and gaps only (the page's timeline polls them; a day is 1440 segments).
         with_segments = request.query.get("segments", "yes") != "no"
-        segments = await asyncio.to_thread(self.index.segments, camera, start, end) if with_segments else []
+        growing = self.growing(camera)  # before the index: see edgeagent.record.growing
+        closed = await asyncio.to_thread(self.index.segments, camera, start, end) if with_segments else []
         gaps = await asyncio.to_thread(self.index.gaps, camera, start, end)
-        spans = await asyncio.to_thread(self.index.spans, camera, start, end)
+        spans, open_span = with_growing(await asyncio.to_thread(self.index.spans, camera, start, end), growing,
+                                        start, end)
         body: dict[str, Any] = {
             "camera": camera, "start": rfc3339(start), "end": rfc3339(end),
-            "spans": [{"start": rfc3339(a), "end": rfc3339(b)} for a, b in spans],
+            "spans": [{"start": rfc3339(a), "end": rfc3339(b), **({"open": True} if i == open_span else {})}
+                      for i, (a, b) in enumerate(spans)],
             "gaps": [{"start": rfc3339(g.start), "end": rfc3339(g.end), "reason": g.reason.value} for g in gaps],
-        }
+        }  # fmt: skip
         if with_segments:
+            # The one being written: up to its last whole fragment, its SHA-256 not known until it is closed.
             body["segments"] = [{"start": rfc3339(s.start), "end": rfc3339(s.end), "bytes": s.bytes,
-                                 "sha256": s.sha256} for s in segments]
+                                 **({"sha256": None, "open": True} if s.open else {"sha256": s.sha256})}
+                                for s in readable(closed, growing, start, end)]  # fmt: skip
         return web.json_response(body)
+
+    async def _plan(self, camera: str, start: datetime, end: datetime) -> ClipPlan:
+        growing = self.growing(camera)  # before the index: see edgeagent.record.growing
+        # Segments begin on a keyframe: the one overlapping ``start`` holds the keyframe at or before it.
+        closed = await asyncio.to_thread(self.index.segments, camera, start, end)
+        if growing is not None and growing.end <= start and not any(s.end > start for s in closed):
+            raise Refused(f"nothing recorded yet from {rfc3339(start)}: the recording being written reaches "
+                          f"{rfc3339(growing.end)}", status=416)
+        return plan_clip(camera, readable(closed, growing, start, end), start, end, self.clip_settings)
 
     async def _send(self, request: web.Request, camera: str, start: datetime, end: datetime, export: bool
                     ) -> web.StreamResponse:
         if (end - start).total_seconds() > self.settings.max_clip_s:
             raise Refused(f"a clip may be at most {self.settings.max_clip_s:g} s long", status=413)
-        # Segments begin on a keyframe: the one overlapping ``start`` holds the keyframe at or before it.
-        segments = await asyncio.to_thread(self.index.segments, camera, start, end)
-        plan = plan_clip(camera, segments, start, end, self.clip_settings)
+        plan = await self._plan(camera, start, end)
         if self.streams >= self.settings.max_concurrent_clips:
             return web.Response(status=503, text="too many clips being cut; try again shortly\n",
                                 headers={"Retry-After": "5"})
         stamp = plan.start.strftime("%Y%m%dT%H%M%SZ")
         if export:
             job: Callable[[Any], object] = partial(write_export, plan, key=self.key, agent_id=self.agent_id)
+            if self.exports is not None:  # also kept, once, for object storage
+                job = self.exports.wrap(export_name(self.agent_id, plan), job)
             headers = {"Content-Type": "application/zip",
                        "Content-Disposition": f'attachment; filename="{self.agent_id}-{camera}-{stamp}.zip"'}
         else:

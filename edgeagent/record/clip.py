@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import av
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeagent.record.growing import open_for_reading
 from edgeagent.record.model import Segment
 
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
@@ -144,8 +145,9 @@ def _packets(segment: Segment, seek_s: float = 0.0) -> Generator[tuple[av.Packet
     timestamps start where the muxer rebased them, the segment's ``start`` is the first frame's time.
 
     With ``seek_s`` it starts at the keyframe at or before that many seconds into the segment, or from the
-    beginning when the file cannot seek there (a segment still being written has no fragment index)."""
-    with av.open(str(segment.path), "r", options=OPEN_OPTIONS) as container:
+    beginning when the file cannot seek there (a segment still being written has no fragment index, and is
+    read only up to its last whole fragment)."""
+    with av.open(open_for_reading(segment), "r", format="mp4", options=OPEN_OPTIONS) as container:
         stream = container.streams.video[0]
         time_base = stream.time_base or TIME_BASE
         origin = stream.start_time

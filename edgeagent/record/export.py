@@ -13,7 +13,6 @@ signs video it cannot vouch for (a mismatch ends the zip before its manifest). B
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeagent import __version__
 from edgeagent.record.clip import ClipError, ClipPlan, Sink, write_clip
+from edgeagent.record.growing import segment_sha256
 from edgeagent.record.layout import CLIP_NAME, FORMAT, MANIFEST_NAME, PUBLIC_KEY_NAME, SIGNATURE_NAME
 from edgeagent.record.model import Segment
 from edgeagent.record.signing import fingerprint, public_pem, sign
@@ -35,22 +35,20 @@ class AlteredSegment(ClipError):
     status = 409
 
 
-def _file_sha256(segment: Segment) -> str:
-    with open(segment.path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
 def check_segments(plan: ClipPlan) -> None:
     """AlteredSegment when a source file no longer has the SHA-256 the index recorded for it."""
     for segment in plan.segments:
-        if _file_sha256(segment) != segment.sha256:
+        if segment_sha256(segment) != segment.sha256:
             raise AlteredSegment(f"recorded segment {segment.path.name} does not match its SHA-256 in the index "
                                  "(altered or damaged on disk); not signing it")
 
 
 def segment_record(segment: Segment) -> dict[str, Any]:
-    return {"file": segment.path.name, "start": rfc3339(segment.start), "end": rfc3339(segment.end),
-            "bytes": segment.bytes, "sha256": segment.sha256, "prev_sha256": segment.prev_sha256}
+    record: dict[str, Any] = {"file": segment.path.name, "start": rfc3339(segment.start), "end": rfc3339(segment.end),
+              "bytes": segment.bytes, "sha256": segment.sha256, "prev_sha256": segment.prev_sha256}
+    if segment.open:  # still being written: bytes and sha256 are those of the file's first bytes, its whole fragments
+        record["open"] = True
+    return record
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edgeagent.record.growing import join_spans
 from edgeagent.record.lockcopy import LOCK_COLUMNS, read_copy, write_copy
 from edgeagent.record.model import Gap, GapReason, Lock, Segment
 from edgeagent.record.schema import OFFLOAD_SCHEMA, SCHEMA, from_us, now_utc, to_us
@@ -21,9 +22,6 @@ from edgeagent.record.sqlite_store import SqliteStore
 
 __all__ = ["OFFLOAD_SCHEMA", "RecordingIndex", "from_us", "now_utc", "to_us"]
 
-# Segments whose ends are closer than this count as one continuous span (the next starts where the last
-# ended, up to rounding of the muxer's timescale).
-SPAN_JOIN_S = 0.1
 
 class RecordingIndex(SqliteStore):
     def __init__(self, path: Path | str) -> None:
@@ -192,16 +190,8 @@ class RecordingIndex(SqliteStore):
     def spans(
         self, camera: str, start: datetime | None = None, end: datetime | None = None
     ) -> list[tuple[datetime, datetime]]:
-        """Continuous recorded time of ``camera`` within [start, end), clipped to it."""
-        merged: list[list[datetime]] = []
-        for segment in self.segments(camera, start, end):
-            seg_start = max(segment.start, start) if start else segment.start
-            seg_end = min(segment.end, end) if end else segment.end
-            if merged and (seg_start - merged[-1][1]).total_seconds() <= SPAN_JOIN_S:
-                merged[-1][1] = max(merged[-1][1], seg_end)
-            else:
-                merged.append([seg_start, seg_end])
-        return [(a, b) for a, b in merged]
+        """Continuous recorded time of ``camera`` (closed segments) within [start, end), clipped to it."""
+        return join_spans(self.segments(camera, start, end), start, end)
 
     # -- locks -----------------------------------------------------------------------------------
 

@@ -35,6 +35,9 @@ class Segment:
     height: int
     sha256: str  # hex digest of the whole file
     prev_sha256: str | None  # the previous segment's digest for this camera: the hash chain
+    # Still being written (``edgeagent.record.growing``): ``end``, ``bytes`` and ``sha256`` are those of
+    # its whole fragments so far, the file's first ``bytes`` bytes.
+    open: bool = False
 
 
 @dataclass(frozen=True)

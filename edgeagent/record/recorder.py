@@ -91,6 +91,9 @@ class Recorder:
         self._listeners: list[Callable[[Recorder], None]] = []
         self._deferred: list[Callable[[], object]] = []
         self._timeline = Timeline(camera, None)
+        # The segment being written up to its last whole fragment, for readers (``edgeagent.record.growing``):
+        # a new immutable object after each fragment, read by other threads without a lock.
+        self.growing: Segment | None = None
 
     # -- event-loop side --------------------------------------------------------------------------
 
@@ -120,8 +123,6 @@ class Recorder:
         subscription = self._subscription
         if stream is None and self._running and subscription is not None:
             self._markers.append((subscription.delivered + subscription.qsize(), _Marker.OFFLINE))
-
-    # -- writer thread ----------------------------------------------------------------------------
 
     def _take(self) -> list[Packet | _Marker | GapReason]:
         """What the hub queued for us since the last look, markers in their place. The subscription's deque
@@ -221,8 +222,11 @@ class Recorder:
             self._begin(packet, contiguous=True, previous_end=end)
             return
         try:
+            fragments = writer.fragments
             writer.push(packet)
             self._last = packet
+            if writer.fragments != fragments:
+                self.growing = writer.synced_segment(self.camera, self._prev_sha)
         except DiskFullError:
             self._interrupt(GapReason.DISK_FULL)
             self._pause()
@@ -271,6 +275,7 @@ class Recorder:
         self.bytes_written += size
         self._db(lambda: self.index.add_written(size))
         if end <= writer.start:  # nothing playable in it
+            self.growing = None
             writer.path.unlink(missing_ok=True)
             self._db(lambda: self.index.delete_segment(writer.path))
             return None
@@ -278,6 +283,7 @@ class Recorder:
         segment = Segment(self.camera, writer.path, writer.start, end, size, stream.codec, stream.width,
                           stream.height, digest, self._prev_sha)  # fmt: skip
         self._db(lambda: self.index.close_segment(segment))
+        self.growing = None  # after the index has it closed: a reader that looks in between finds it twice
         self._prev_sha = digest
         self._timeline.last_end = end
         self.segments_written += 1
@@ -306,7 +312,7 @@ class Recorder:
 
     def _abandon(self) -> None:
         writer, self._writer = self._writer, None
-        self._last = None
+        self._last = self.growing = None  # also when closing failed half-way: nothing stale is offered to readers
         if writer is not None:
             try:
                 self._writer = writer

@@ -18,7 +18,7 @@ from typing import Any
 
 from edgeagent.camera.hub import CameraHub
 from edgeagent.record.index import RecordingIndex
-from edgeagent.record.model import GapReason
+from edgeagent.record.model import GapReason, Segment
 from edgeagent.record.recorder import Recorder
 from edgeagent.record.repair import camera_files, reindex, repair
 from edgeagent.record.retention import Retention
@@ -109,6 +109,12 @@ class RecordingService:
             name: Recorder(name, hub, index, self._retention, self.settings, self._reasons.get(name))
             for name, hub in self._hubs.items()
         }
+
+    def growing(self, camera: str) -> Segment | None:
+        """The segment ``camera`` is writing, up to its last whole fragment (``edgeagent.record.growing``);
+        cheap, no lock: fine on the event loop."""
+        recorder = self.recorders.get(camera)
+        return recorder.growing if recorder is not None else None
 
     def on_change(self, callback: Callable[[str], None]) -> None:
         """``callback(camera)`` on the event loop whenever a recorder's state or reason changes (publish the

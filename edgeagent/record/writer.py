@@ -23,6 +23,7 @@ import av.error
 
 from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.record import fmp4
+from edgeagent.record.model import Segment
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ class SegmentWriter:
         self.first_dts = _dts(first)
         self.last_end_dts = self.first_dts  # end of the last muxed packet
         self.synced_bytes = 0  # bytes known to be on the disk, all of them whole fragments
+        self.synced_sha256 = ""  # of those bytes
+        self.synced_end_dts = self.first_dts  # where the last whole fragment ends (decode time)
         self.fragments = 0
         self.fragment_arrival = first.arrival  # when the first packet of the fragment being filled arrived
         # Until a second packet tells, a lone frame lasts 1/25 s.
@@ -167,6 +170,13 @@ class SegmentWriter:
     def end(self) -> datetime:
         return self.start + timedelta(seconds=self.duration_s())
 
+    def synced_segment(self, camera: str, prev_sha256: str | None) -> Segment:
+        """What of this segment is on the disk, as readers may see it: up to the end of the last whole fragment."""
+        end = self.start + timedelta(seconds=float((self.synced_end_dts - self.first_dts) * self.time_base))
+        stream = self.stream_info
+        return Segment(camera, self.path, self.start, end, self.synced_bytes, stream.codec, stream.width,
+                       stream.height, self.synced_sha256, prev_sha256, open=True)  # fmt: skip
+
     def push(self, packet: Packet) -> None:
         """Mux the packet before this one (now that its duration is known). Raises DiskFullError."""
         previous, self._pending = self._pending, packet
@@ -192,16 +202,21 @@ class SegmentWriter:
         self.last_end_dts = dts + max(1, duration)
         self._last_duration = max(1, duration)
         if self._file.position != before:
-            self._sync()
-            self.fragment_arrival = packet.arrival  # the muxer flushed the last fragment: this one opens the next
+            # The muxer wrote out the fragment before this packet (it flushes before adding the packet that
+            # is due to open the next one): the video on the disk now ends where this packet starts.
+            self._sync(dts)
+            self.fragment_arrival = packet.arrival
 
-    def _sync(self) -> None:
+    def _sync(self, end_dts: int | None = None) -> None:
         try:
             os.fdatasync(self._file.fd)
         except OSError as exc:
             self._file.failed = exc
             self._raise_if_failed()
         self.synced_bytes = self._file.position
+        self.synced_sha256 = self._file.hash.copy().hexdigest()  # about a microsecond: readers of the open file
+        if end_dts is not None:
+            self.synced_end_dts = end_dts
         self.fragments += 1
 
     def _raise_if_failed(self) -> None:

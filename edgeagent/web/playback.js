@@ -115,10 +115,12 @@ class Playback {
   render(body) {
     this.spans = body.spans.map((s) => [Date.parse(s.start), Date.parse(s.end)]);
     const parts = [];
-    for (const [start, end] of this.spans) {
+    for (const [index, [start, end]] of this.spans.entries()) {
       const span = document.createElement('div');
       span.className = 'span';
-      span.title = `Recorded ${dayClock(start)} – ${clock(end)}`;
+      // The span of the segment being written ends at its last whole fragment, about a second ago.
+      const still = body.spans[index].open ? ' (still recording)' : '';
+      span.title = `Recorded ${dayClock(start)} – ${clock(end)}${still}`;
       this.place(span, start, end);
       parts.push(span);
     }
