@@ -32,7 +32,7 @@ WINDOW_S = 4.0  # bytes are counted over this long, with 1 and with 5 viewers
 
 
 @pytest.fixture
-def rig_factory(uplink_rig, janus: Janus):  # noqa: ANN001, ANN201
+def rig_factory(janus: Janus, uplink_rig):  # noqa: ANN001, ANN201 - janus first: it outlives the rigs
     """``await rig_factory(secret=..., **uplink)``: camera north published (on request) into Janus's ROOM."""
 
     async def make(secret: str = SECRET, **uplink) -> UplinkRig:  # noqa: ANN003

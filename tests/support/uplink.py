@@ -27,7 +27,7 @@ from edgeagent.uplink.service import UplinkService
 from edgeagent.uplink.settings import UplinkSection
 from tests.support.agent import write_secret
 from tests.support.camera import Camera
-from tests.support.janus import Janus, JanusViewer
+from tests.support.janus import Janus, JanusViewer, Netns
 from tests.support.wait import wait_until_async
 
 CAMERA = "north"
@@ -108,9 +108,11 @@ async def room_publishers(
 
 
 @pytest.fixture
-async def uplink_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[UplinkRig]]]:
+async def uplink_rig(netns: Netns, tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[UplinkRig]]]:
     """``await uplink_rig(janus, token, kind=..., url=..., **uplink)``: a started rig publishing camera
-    ``north`` over the cabinet's side of the namespace's link; all closed at teardown."""
+    ``north`` over the cabinet's side of the namespace's link; all closed at teardown, before the
+    namespace goes (its addresses must not be left to the default route). Ask for the media server's
+    fixture first, so that it outlives the rig too."""
     rigs: list[UplinkRig] = []
 
     async def make(janus: Janus, token: str, *, width: int = 640, height: int = 360, **uplink: Any) -> UplinkRig:
