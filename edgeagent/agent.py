@@ -45,6 +45,7 @@ from edgeagent.publish.mqtt import MqttPublisher
 from edgeagent.publish.mqtt_bridge import MqttBridge
 from edgeagent.publish.offload_metrics import OffloadCollector
 from edgeagent.publish.ptz_http import add_routes as add_ptz_routes
+from edgeagent.publish.uplink_metrics import UplinkCollector
 from edgeagent.recordings import AgentRecordings
 from edgeagent.unit import CameraUnit, build_unit
 from edgeagent.uplink.routes import add_routes as add_uplink_routes
@@ -120,7 +121,8 @@ class Agent:
     def camera_health(self, name: str) -> CameraHealth:
         live = self.live.camera_stats(name) if self.live is not None else None
         recording = self.recordings.camera_health(name) if self.recordings is not None else None
-        return camera_health(self.units[name], live, recording)
+        uplink = self.uplink.camera_health(name) if self.uplink is not None else None
+        return camera_health(self.units[name], live, recording, uplink)
 
     def cameras_health(self) -> dict[str, CameraHealth]:
         return {name: self.camera_health(name) for name in self.units}
@@ -219,6 +221,8 @@ class Agent:
         registry = metrics.make_registry(collector)
         if self.recordings is not None and self.recordings.offloader is not None:
             registry.register(OffloadCollector(self.recordings.offloader.stats))
+        if self.uplink is not None:
+            registry.register(UplinkCollector(self.uplink.health))
         self.auth = AuthGuard(token)
         app = make_app(
             self.units,

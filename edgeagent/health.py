@@ -77,6 +77,30 @@ class PictureReport:
 
 
 @dataclass(frozen=True, slots=True)
+class UplinkHealth:
+    """One camera's uplink to the centre's media server (edgeagent.uplink; as GET /cameras/<cam>/uplink)."""
+
+    kind: str  # the media server's kind, janus or whip (never its URL)
+    state: str  # stopped, connecting, publishing or retrying
+    publishing: bool  # the peer connection is connected: the media server gets the picture
+    wanted: bool  # it should publish: an always camera, or a start request's lease runs
+    always: bool
+    reason: str | None  # while wanted and not publishing, one of edgeagent.uplink.signaling.REASONS
+    last_error: str | None  # the latest failure, one line, redacted (kept after a recovery)
+    retry_in_s: float | None = field(metadata=_digits(1))
+    publishes_started: int  # a peer connection and an offer each
+    publishes_connected: int
+    camera_restarts: int  # the camera's stream restarted under a running publication (which went on)
+    server_restarts: int  # a connected publication lost (a restarted server, an expired session) and redone
+    bytes_sent: int  # SRTP, SRTCP and DTLS as handed to UDP, every publication (aiortc's transport stats)
+    packets_sent: int
+    payload_bytes_sent: int  # the H.264 in the RTP packets (aiortc's outbound-rtp stats)
+    since_start_request_s: float | None = field(metadata=_digits(1))  # on demand: the centre's last start
+    idle_stop_in_s: float | None = field(metadata=_digits(1))  # on demand: the lease's time left
+    last_recovery_s: float | None = field(metadata=_digits(3))  # from a lost publication to the next one
+
+
+@dataclass(frozen=True, slots=True)
 class CameraHealth:
     state: str
     url: str
@@ -102,6 +126,7 @@ class CameraHealth:
     live: LiveStats | None = field(metadata={"omit_none": True})  # only with the live view on
     onvif: OnvifHealth | None = field(metadata={"omit_none": True})  # only for cameras with an onvif section
     recording: RecordingHealth | None = field(metadata={"omit_none": True})  # only with a recording section
+    uplink: UplinkHealth | None = field(metadata={"omit_none": True})  # only with an uplink section
     online: bool = field(metadata=INTERNAL)
     status: str = field(metadata=INTERNAL)  # "online" / "offline", the status topic's payload
     packets_total: int = field(metadata=INTERNAL)
@@ -166,7 +191,10 @@ def _json_value(value: Any, digits: int | None) -> Any:
 
 
 def camera_health(
-    unit: CameraUnit, live: LiveStats | None = None, recording: RecordingHealth | None = None
+    unit: CameraUnit,
+    live: LiveStats | None = None,
+    recording: RecordingHealth | None = None,
+    uplink: UplinkHealth | None = None,
 ) -> CameraHealth:
     camera, source, hub = unit.camera, unit.camera.source, unit.camera.hub
     stream = hub.stream
@@ -197,6 +225,7 @@ def camera_health(
         live=live,
         onvif=unit.onvif.health() if unit.onvif is not None else None,
         recording=recording,
+        uplink=uplink,
         online=online,
         status=camera.status,
         packets_total=hub.packets_total,

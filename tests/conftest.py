@@ -38,6 +38,7 @@ from tests.support.browser import chromium  # noqa: E402
 from tests.support.classify import starts_processes  # noqa: E402
 from tests.support.janus import janus, netns  # noqa: E402, F401 - fixtures: Janus in a network namespace
 from tests.support.process import ManagedProcess  # noqa: E402
+from tests.support.uplink import uplink_rig  # noqa: E402, F401 - fixture: the uplink in-process with a camera
 
 # What starts a process, besides the subprocess module itself (see tests/support/classify.py).
 PROCESS_STARTERS: tuple[Any, ...] = (Camera, Broker, AgentProcess, ManagedProcess, chromium, make_tls_files)

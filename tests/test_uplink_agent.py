@@ -14,10 +14,12 @@ import time
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import base_config, write_secret
 from tests.support.browser import looks_like_smpte, summarise_rgb
 from tests.support.janus import JANUS_SECRET, Janus, JanusViewer
+from tests.support.uplink import room_publishers
 
 pytestmark = pytest.mark.skipif(
     shutil.which("janus") is None or os.geteuid() != 0, reason="needs Debian's janus and root (network namespace)"
@@ -28,14 +30,20 @@ DISPLAY = "cabinet-17/north"
 
 
 async def in_room(viewer: JanusViewer, present: bool, within_s: float) -> dict[str, int]:
-    deadline = time.monotonic() + within_s
-    while True:
-        publishers = await viewer.publishers()
-        if (DISPLAY in publishers) == present:
-            return publishers
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{DISPLAY} {'not ' if present else ''}in the room after {within_s:g} s: {publishers}")
-        await asyncio.sleep(0.2)
+    return await room_publishers(viewer, DISPLAY, present, within_s)
+
+
+async def uplink_samples(http: aiohttp.ClientSession, agent) -> dict[tuple[str, str], float]:  # noqa: ANN001
+    """The agent's /metrics of camera north's uplink: (name, the other label's value or "") -> value."""
+    async with http.get(f"{agent.http_url}/metrics", headers={"Authorization": f"Bearer {agent.token}"}) as response:
+        text = await response.text()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("edgeagent_uplink_") and sample.labels.get("camera") == "north":
+                other = [value for key, value in sample.labels.items() if key != "camera"]
+                found[(sample.name, other[0] if other else "")] = sample.value
+    return found
 
 
 def uplink_config(tmp_path, broker, camera, janus: Janus, **uplink):  # noqa: ANN001, ANN201
@@ -72,11 +80,24 @@ async def test_the_centre_starts_the_uplink_over_mqtt_and_stops_it_over_http(
             assert looks_like_smpte(summarise_rgb(viewer.last_frame.to_ndarray(format="rgb24")))
             async with http.get(url, headers=headers) as response:
                 status = await response.json()
-            assert status["state"] == "publishing" and status["publications"] == 1 and status["bytes_sent"] > 0
+            assert status["state"] == "publishing" and status["publishes_connected"] == 1 and status["bytes_sent"] > 0
+            # The same figures in the camera's health and in /metrics.
+            async with http.get(f"{agent.http_url}/cameras", headers=headers) as response:
+                health = (await response.json())["cameras"][0]["health"]["uplink"]
+            assert (health["kind"], health["publishing"], health["wanted"]) == ("janus", True, True), health
+            assert 0 < health["idle_stop_in_s"] <= 120 and health["since_start_request_s"] >= 0, health
+            samples = await uplink_samples(http, agent)
+            assert samples[("edgeagent_uplink_publishing", "janus")] == 1, samples
+            assert samples[("edgeagent_uplink_wanted", "")] == 1
+            assert samples[("edgeagent_uplink_bytes_sent_total", "")] > 0, samples
 
             async with http.post(url, json={"action": "stop"}, headers=headers) as response:
                 assert response.status == 200
             await in_room(viewer, False, within_s=10)
+            samples = await uplink_samples(http, agent)
+            assert samples[("edgeagent_uplink_publishing", "janus")] == 0, samples
+            assert samples[("edgeagent_uplink_wanted", "")] == 0
+            assert ("edgeagent_uplink_idle_stop_seconds", "") not in samples, "a stopped uplink has no lease"
             assert "ERROR" not in agent.log_text()
         finally:
             await viewer.close()

@@ -21,7 +21,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from edgeagent.http_body import read_bounded
-from edgeagent.uplink.signaling import SignalingError, SignalingLost
+from edgeagent.uplink.signaling import SignalingError, SignalingLost, SignalingUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class JanusVideoRoom:
                     raise SignalingError(f"janus: HTTP {response.status} for {body['janus']}")
                 answer = await _json(response)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SignalingLost(f"janus: {body['janus']} failed: {self._redacted(exc)}") from None
+            raise SignalingUnreachable(f"janus: {body['janus']} failed: {self._redacted(exc)}") from None
         return _checked(answer)
 
     def _redacted(self, exc: BaseException) -> str:
@@ -93,7 +93,8 @@ class JanusVideoRoom:
             if answer.get("janus") == "ack":
                 answer = await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
-            raise SignalingError(f"janus: no answer to {request['request']} within {self.timeout_s:g} s") from None
+            what = f"janus: no answer to {request['request']} within {self.timeout_s:g} s"
+            raise SignalingUnreachable(what) from None
         finally:
             self._waiting.pop(transaction, None)
         data = answer.get("plugindata", {}).get("data", {})
@@ -197,6 +198,8 @@ class JanusVideoRoom:
             await self._post(f"/{self.session_id}", {"janus": "keepalive"})
         except SignalingError as exc:
             self._lose(str(exc))
+            if isinstance(exc, SignalingLost):
+                raise  # unreachable stays unreachable
             raise SignalingLost(str(exc)) from None
 
     async def unpublish(self) -> None:

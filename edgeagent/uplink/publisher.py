@@ -5,6 +5,9 @@ the cached GOP first, and the same track goes on through camera reboots, so the 
 publisher whose picture pauses and resumes. When the media server lets the publication go (restarted,
 session expired, ICE failed, not connected in time) the publisher makes a new peer connection and
 publishes again, with capped, jittered exponential backoff, for as long as it is wanted.
+
+Its figures are for operators: why it does not publish (a reason from ``signaling.REASONS`` and the
+redacted error), how often it started, and what was sent (aiortc's counters, read every ``STATS_S``).
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from edgeagent.camera.packet import StreamInfo
 from edgeagent.live.feed import CameraFeed
 from edgeagent.live.ice import offered_host_addresses
 from edgeagent.live.offer import h264_preferences
 from edgeagent.live.track import CameraTrack
+from edgeagent.uplink.sent import Sent, sent_by
 from edgeagent.uplink.signaling import Signaling, SignalingError
+from edgeagent.urls import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ BACKOFF_MAX_S = 20.0
 KEEPALIVE_S = 15.0
 CONNECT_TIMEOUT_S = 15.0
 RESTART_GAP_S = 2.0
+STATS_S = 1.0  # how often the peer connection's counters are read for health and /metrics
 
 
 class UplinkState(enum.StrEnum):
@@ -40,6 +47,12 @@ class UplinkState(enum.StrEnum):
     CONNECTING = "connecting"
     PUBLISHING = "publishing"  # the peer connection is connected: the media server gets the picture
     RETRYING = "retrying"
+
+
+class NotConnected(SignalingError):
+    """The media server answered, but the peer connection did not connect (ICE, DTLS)."""
+
+    reason = "not_connected"
 
 
 class UplinkPublisher:
@@ -62,15 +75,21 @@ class UplinkPublisher:
         self.pc: RTCPeerConnection | None = None
         self.track: CameraTrack | None = None
         self._task: asyncio.Task[None] | None = None
-        self.attempts = 0
+        self.attempts = 0  # publishes started: a peer connection and an offer each
         self.publications = 0  # publications that reached "connected"
         self.last_error: str | None = None
+        self.reason: str | None = None  # of the latest failure of this run (None once published)
+        self.camera_restarts = 0  # the camera's stream restarted under a publication, which went on
+        self.server_restarts = 0  # connected publications lost while wanted, and so published again
         self.published_at: float | None = None
         self.lost_at: float | None = None
+        self.retry_at: float | None = None  # while retrying: when the next attempt starts
         self.last_recovery_s: float | None = None  # from a lost publication to the next one connected
-        self.bytes_before = 0  # payload bytes of the peer connections already closed
-        self.packets_before = 0
+        self._sent_before = Sent()  # the peer connections already closed
+        self._sent_now: dict[RTCPeerConnection, Sent] = {}  # the open ones, as last read
+        self._picture_started = False
         self._stopped_at = float("-inf")
+        feed.hub.on_stream_change(self._on_stream_change)
 
     @property
     def running(self) -> bool:
@@ -79,6 +98,7 @@ class UplinkPublisher:
     def start(self) -> None:
         if not self.running:
             self.state = UplinkState.CONNECTING
+            self.reason = None
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"uplink-{self.camera}")
 
     def halt(self) -> asyncio.Task[None] | None:
@@ -101,29 +121,27 @@ class UplinkPublisher:
     # -- figures ----------------------------------------------------------------------------------
 
     @property
-    def bytes_sent(self) -> int:
-        """H.264 payload bytes handed to the peer connections (every attempt)."""
-        return self.bytes_before + (self.track.bytes_sent if self.track is not None else 0)
+    def sent(self) -> Sent:
+        """Sent by every publication so far, as last read (at most ``STATS_S`` old)."""
+        return sum(self._sent_now.values(), self._sent_before)
 
-    async def rtp_bytes_sent(self) -> int:
-        """RTP payload octets of the current peer connection, from its sender's own statistics."""
-        if self.pc is None:
-            return 0
-        total = 0
-        for sender in self.pc.getSenders():
-            report = await sender.getStats()
-            total += sum(int(getattr(s, "bytesSent", 0)) for s in report.values() if s.type == "outbound-rtp")
-        return total
+    async def measure(self) -> Sent:
+        """Sent by every publication so far, read now."""
+        fresh = {pc: await sent_by(pc) for pc in list(self._sent_now)}
+        # A connection closed meanwhile has its final figures in _sent_before already.
+        return sum((sent for pc, sent in fresh.items() if pc in self._sent_now), self._sent_before)
 
-    def status(self) -> dict[str, object]:
-        return {
-            "state": str(self.state),
-            "attempts": self.attempts,
-            "publications": self.publications,
-            "bytes_sent": self.bytes_sent,
-            "last_error": self.last_error,
-            "last_recovery_s": None if self.last_recovery_s is None else round(self.last_recovery_s, 3),
-        }
+    def _failed(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.last_error = redact_text(" ".join(message.split()))[:300]  # one line, without credentials
+
+    def _on_stream_change(self, stream: StreamInfo | None) -> None:
+        """The camera's stream (re)started: under a running publication, that is a camera restart it rode."""
+        if stream is None or self.state != UplinkState.PUBLISHING:
+            return
+        if self._picture_started:
+            self.camera_restarts += 1
+        self._picture_started = True
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -136,18 +154,22 @@ class UplinkPublisher:
             while True:
                 self.attempts += 1
                 self.state = UplinkState.CONNECTING
+                self.retry_at = None
                 reached = await self._publish_once()
                 if reached:
                     backoff = BACKOFF_FIRST_S
+                    self.server_restarts += 1
                 self.state = UplinkState.RETRYING
                 self.lost_at = time.monotonic()
                 delay = backoff * random.uniform(0.8, 1.2)
+                self.retry_at = self.lost_at + delay
                 log.info("uplink: camera %s: publishing again in %.1f s (%s)", self.camera, delay, self.last_error)
                 await asyncio.sleep(delay)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
         finally:
             if self._task is asyncio.current_task():
                 self.state = UplinkState.STOPPED
+            self.retry_at = None
 
     async def _publish_once(self) -> bool:
         """One publication, until it is lost: whether it ever connected."""
@@ -166,6 +188,8 @@ class UplinkPublisher:
                 failed.set()
 
         reached = False
+        self._sent_now[pc] = Sent()
+        meter = asyncio.get_running_loop().create_task(self._meter(pc), name=f"uplink-stats-{self.camera}")
         try:
             transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(h264_preferences())
@@ -180,51 +204,65 @@ class UplinkPublisher:
                 self._connect_timeout_s,
             )
             if ended != "connected":
-                raise SignalingError(f"not connected ({ended or f'within {self._connect_timeout_s:g} s'})")
+                raise NotConnected(f"not connected ({ended or f'within {self._connect_timeout_s:g} s'})")
             reached = True
             self._published()
-            self.last_error = await self._hold(signaling, failed)
+            self._failed(*await self._hold(signaling, failed))
         except SignalingError as exc:
-            self.last_error = str(exc)
+            self._failed(exc.reason, str(exc))
         except Exception as exc:
             log.exception("uplink: camera %s: publishing failed", self.camera)
-            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            self._failed("error", f"{type(exc).__name__}: {exc}")
         finally:
+            meter.cancel()
             await self._close(signaling, pc, track)
         return reached
+
+    async def _meter(self, pc: RTCPeerConnection) -> None:
+        """Read the peer connection's counters every ``STATS_S``: health and /metrics are read without
+        awaiting, and aiortc's getStats is a coroutine."""
+        while True:
+            with contextlib.suppress(Exception):  # figures are worth no crash of the publication
+                self._sent_now[pc] = await sent_by(pc)
+            await asyncio.sleep(STATS_S)
 
     def _published(self) -> None:
         now = time.monotonic()
         self.publications += 1
         self.state = UplinkState.PUBLISHING
+        self.reason = None
+        self._picture_started = self.feed.hub.stream is not None
         self.published_at = now
         if self.lost_at is not None:
             self.last_recovery_s = now - self.lost_at
         log.info("uplink: camera %s published (attempt %d)", self.camera, self.attempts)
 
-    async def _hold(self, signaling: Signaling, failed: asyncio.Event) -> str:
-        """Keep the publication up; return why it ended."""
+    async def _hold(self, signaling: Signaling, failed: asyncio.Event) -> tuple[str, str]:
+        """Keep the publication up; return why it ended (reason, message)."""
         while True:
             ended = await _first({"failed": failed.wait(), "lost": signaling.lost.wait()}, KEEPALIVE_S)
             if ended == "failed":
-                return "the peer connection failed"
+                return "lost", "the peer connection failed"
             if ended == "lost":
-                return "the media server let the publication go"
+                return "lost", "the media server let the publication go"
             try:
                 await signaling.keepalive()
             except SignalingError as exc:
-                return str(exc)
+                return exc.reason, str(exc)
 
     async def _close(self, signaling: Signaling, pc: RTCPeerConnection, track: CameraTrack) -> None:
-        self.bytes_before += track.bytes_sent
-        self.packets_before += track.packets_sent
         if self.track is track:  # a stop and a quick start: the next publication may already be under way
             self.track, self.pc = None, None
         track.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.shield(signaling.unpublish())
-        with contextlib.suppress(Exception):
-            await pc.close()
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(signaling.unpublish())
+            with contextlib.suppress(Exception):
+                await pc.close()
+            with contextlib.suppress(Exception):
+                self._sent_now[pc] = await sent_by(pc)  # the final figures (aiortc keeps them after close)
+        finally:
+            self._sent_before += self._sent_now.pop(pc, Sent())
 
 
 async def _first(waits: dict[str, Coroutine[Any, Any, object]], timeout_s: float) -> str | None:

@@ -3,24 +3,29 @@
 An on-demand uplink is a lease: each start request renews it, and it stops ``idle_s`` after the last one
 (a centre keeps asking while its operators watch; a centre that went away costs the cabinet nothing for
 long). ``always`` cameras are published from start to stop. At most ``max_cameras`` at once.
+
+``camera_health`` is what operations see of each camera's uplink (health JSON, /metrics, GET /uplink).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import aiohttp
 from pydantic import SecretStr
 
 from edgeagent.config import WebRtcSection, read_secret
+from edgeagent.health import UplinkHealth, as_json
 from edgeagent.live.feed import CameraFeed
 from edgeagent.live.ice import rtc_configuration
 from edgeagent.publish.ratelimit import LogThrottle
 from edgeagent.uplink.command import Action, parse_action
 from edgeagent.uplink.janus import JanusVideoRoom
-from edgeagent.uplink.publisher import UplinkPublisher
+from edgeagent.uplink.publisher import UplinkPublisher, UplinkState
 from edgeagent.uplink.settings import UplinkSection
 from edgeagent.uplink.signaling import Signaling
 from edgeagent.uplink.whip import WhipClient
@@ -33,6 +38,14 @@ class UplinkRefused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """An on-demand uplink's time: it stops at ``ends_at`` (monotonic) unless a start renews it."""
+
+    timer: asyncio.TimerHandle
+    ends_at: float
 
 
 class UplinkService:
@@ -53,7 +66,8 @@ class UplinkService:
         self._configuration = rtc_configuration(webrtc)
         self._host_addresses = tuple(webrtc.host_addresses)
         self.publishers: dict[str, UplinkPublisher] = {}
-        self._idle: dict[str, asyncio.TimerHandle] = {}
+        self._leases: dict[str, Lease] = {}
+        self._requested_at: dict[str, float] = {}  # the centre's last start request (kept after the lease)
         self._stopping: set[asyncio.Task[None]] = set()
         self._log = LogThrottle(period_s=60.0, max_lines=20)  # a stranger on the broker cannot flood the log
         for camera, feed in (feeds or {}).items():
@@ -70,9 +84,8 @@ class UplinkService:
 
     async def remove_camera(self, camera: str) -> None:
         """A camera that stops (removed or changed by a reload): its publication ends before its feed."""
-        timer = self._idle.pop(camera, None)
-        if timer is not None:
-            timer.cancel()
+        self._end_lease(camera)
+        self._requested_at.pop(camera, None)
         publisher = self.publishers.pop(camera, None)
         if publisher is not None:
             await publisher.stop()
@@ -115,19 +128,23 @@ class UplinkService:
         return self.status(camera)
 
     def _renew(self, camera: str) -> None:
-        timer = self._idle.pop(camera, None)
-        if timer is not None:
-            timer.cancel()
-        self._idle[camera] = asyncio.get_running_loop().call_later(self.section.idle_s, self._expire, camera)
+        self._end_lease(camera)
+        timer = asyncio.get_running_loop().call_later(self.section.idle_s, self._expire, camera)
+        now = time.monotonic()
+        self._leases[camera] = Lease(timer, now + self.section.idle_s)
+        self._requested_at[camera] = now
+
+    def _end_lease(self, camera: str) -> None:
+        lease = self._leases.pop(camera, None)
+        if lease is not None:
+            lease.timer.cancel()
 
     def _expire(self, camera: str) -> None:
         log.info("uplink: camera %s: no start request for %g s; stopping", camera, self.section.idle_s)
         self._stop_soon(camera)
 
     def _stop_soon(self, camera: str) -> None:
-        timer = self._idle.pop(camera, None)
-        if timer is not None:
-            timer.cancel()
+        self._end_lease(camera)
         publisher = self.publishers.get(camera)
         stopping = publisher.halt() if publisher is not None else None
         if stopping is not None:
@@ -145,12 +162,48 @@ class UplinkService:
                 log.warning("uplink: command for camera %s ignored: %s%s", camera[:64], exc, more)
 
     def status(self, camera: str) -> dict[str, object]:
-        return {"camera": camera, "always": camera in self.section.always, **self.publishers[camera].status()}
+        return {"camera": camera, **as_json(self._health(camera, self.publishers[camera], time.monotonic()))}
+
+    def camera_health(self, camera: str) -> UplinkHealth | None:
+        publisher = self.publishers.get(camera)
+        return None if publisher is None else self._health(camera, publisher, time.monotonic())
+
+    def health(self) -> dict[str, UplinkHealth]:
+        """Every camera's uplink (for /metrics)."""
+        now = time.monotonic()
+        return {camera: self._health(camera, publisher, now) for camera, publisher in self.publishers.items()}
+
+    def _health(self, camera: str, publisher: UplinkPublisher, now: float) -> UplinkHealth:
+        publishing = publisher.state == UplinkState.PUBLISHING
+        wanted = publisher.running
+        lease = self._leases.get(camera)
+        requested = self._requested_at.get(camera)
+        sent = publisher.sent
+        return UplinkHealth(
+            kind=self.section.kind,
+            state=str(publisher.state),
+            publishing=publishing,
+            wanted=wanted,
+            always=camera in self.section.always,
+            reason=publisher.reason if wanted and not publishing else None,
+            last_error=publisher.last_error,
+            retry_in_s=None if publisher.retry_at is None else max(0.0, publisher.retry_at - now),
+            publishes_started=publisher.attempts,
+            publishes_connected=publisher.publications,
+            camera_restarts=publisher.camera_restarts,
+            server_restarts=publisher.server_restarts,
+            bytes_sent=sent.bytes,
+            packets_sent=sent.packets,
+            payload_bytes_sent=sent.payload_bytes,
+            since_start_request_s=None if requested is None else now - requested,
+            idle_stop_in_s=None if lease is None else max(0.0, lease.ends_at - now),
+            last_recovery_s=publisher.last_recovery_s,
+        )
 
     async def close(self) -> None:
-        for timer in self._idle.values():
-            timer.cancel()
-        self._idle.clear()
+        for lease in self._leases.values():
+            lease.timer.cancel()
+        self._leases.clear()
         await asyncio.gather(*(p.stop() for p in self.publishers.values()), *self._stopping, return_exceptions=True)
         self._stopping.clear()
         if self._http is not None:

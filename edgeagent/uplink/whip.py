@@ -17,7 +17,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from edgeagent.http_body import read_bounded
-from edgeagent.uplink.signaling import SignalingError, SignalingLost
+from edgeagent.uplink.signaling import SignalingError, SignalingLost, SignalingUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class WhipClient:
                 location = response.headers.get("Location")
                 content_type = response.content_type
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SignalingLost(f"whip: the offer failed: {type(exc).__name__}: {exc}") from None
+            raise SignalingUnreachable(f"whip: the offer failed: {type(exc).__name__}: {exc}") from None
         if len(body) > MAX_ANSWER_BYTES:
             raise SignalingError("whip: the answer is too large")
         if content_type != SDP:
