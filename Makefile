@@ -8,6 +8,8 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= tests
+# Most real-process tests wait on cameras, brokers and browsers, not on the CPU: two workers halve the time.
+TEST_WORKERS ?= 2
 
 .PHONY: setup test test-fast lint demo bench clean
 
@@ -19,7 +21,7 @@ lint: setup
 	$(PY) -m mypy edgeagent
 
 test: setup lint
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-fast:
 	$(PY) -m pytest -q -p no:cacheprovider -m "not real" $(PYTEST_ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
@@ -12,6 +13,20 @@ from tests.support.wait import wait_until
 # Below Linux's ephemeral range (32768-60999), so a port handed out here is never taken meanwhile by the
 # source port of some outgoing connection.
 _LOW, _HIGH = 20000, 32000
+
+
+def _worker_range(low: int, high: int) -> tuple[int, int]:
+    """Each pytest-xdist worker its own slice of the range: two workers never hand out the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... (unset without xdist)
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return low, high
+    width = (high - low) // count
+    start = low + int(worker[2:]) % count * width
+    return start, start + width
+
+
+_LOW, _HIGH = _worker_range(_LOW, _HIGH)
 _lock = threading.Lock()
 _given: set[int] = set()
 _rng = random.Random()
