@@ -1,5 +1,6 @@
 # make setup     - install system packages (Debian 12) and the project's .venv, only what is missing
-# make test      - setup, lint, then the whole test suite (PYTEST_ARGS to narrow it, e.g. PYTEST_ARGS=tests/test_hub.py)
+# make test      - setup, lint, then the whole test suite (PYTEST_ARGS to narrow it, e.g. PYTEST_ARGS=tests/test_hub.py):
+#                  two workers, then the `timed` tests alone (scripts/run-tests.sh; TEST_WORKERS=1 for one)
 # make test-fast - the tests that start no process (marker "not real"): seconds, no lint, no setup
 # make lint      - ruff over the repository, mypy over edgeagent/
 # make demo      - setup, then a simulated camera, a local broker and the agent (scripts/demo.sh)
@@ -8,8 +9,6 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= tests
-# Most real-process tests wait on cameras, brokers and browsers, not on the CPU: two workers halve the time.
-TEST_WORKERS ?= 2
 
 .PHONY: setup test test-fast lint demo bench clean
 
@@ -21,7 +20,7 @@ lint: setup
 	$(PY) -m mypy edgeagent
 
 test: setup lint
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	scripts/run-tests.sh $(PYTEST_ARGS)
 
 test-fast:
 	$(PY) -m pytest -q -p no:cacheprovider -m "not real" $(PYTEST_ARGS)

@@ -18,6 +18,8 @@ STATUS = "edgeagent/cabinet-17/cameras/north/status"
 PASSWORD = "cam-secret-4711"
 BACK_WITHIN_S = 2.0
 
+pytestmark = pytest.mark.timed
+
 
 @pytest.fixture
 def camera(camera_factory):

@@ -167,6 +167,7 @@ def two_cameras(camera_factory: Any) -> tuple[Any, Any]:
     return camera_factory(**CAMERA), camera_factory(**CAMERA)
 
 
+@pytest.mark.timed
 async def test_cameras_are_added_removed_and_restarted_while_an_untouched_one_and_its_viewer_go_on(
     tmp_path: Path, broker: Any, two_cameras: Any, agent_factory: Any, mqtt_watcher_factory: Any,
 ) -> None:

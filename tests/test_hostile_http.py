@@ -78,6 +78,7 @@ def test_a_huge_request_line_does_not_freeze_the_agent(guarded_agent) -> None:
     assert_log_lines_bounded(agent)
 
 
+@pytest.mark.timed
 def test_a_thousand_idle_connections_do_not_cut_the_agent_off(tmp_path, camera_factory, agent_factory) -> None:
     """1,100 idle connections from 40 addresses against an agent limited to 1,024 descriptors."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -131,6 +132,7 @@ def test_a_thousand_idle_connections_do_not_cut_the_agent_off(tmp_path, camera_f
     assert_no_secret_in_log(agent, agent.token)
 
 
+@pytest.mark.timed
 def test_token_guessing_is_slowed_while_the_right_token_passes_at_once(guarded_agent) -> None:
     agent, _ = guarded_agent
     host, port = http_address(agent)

@@ -119,6 +119,7 @@ async def rig_factory() -> AsyncIterator[Callable[..., Rig]]:
 # -- passthrough ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.timed
 async def test_a_viewer_of_a_10_s_gop_camera_sees_the_camera_at_once_and_at_its_frame_rate(cameras, rig_factory):
     rig = rig_factory({"north": (cameras(gop_s=10), {})})
     # 1.6 s into the GOP: the next keyframe is more than 8 s away.

@@ -18,7 +18,7 @@ from tests.support.broker import Broker
 from tests.support.mqtt import MqttWatcher
 from tests.test_mqtt_cluster import AVAILABILITY, SNAPSHOT, STATUS, connected_broker, metric
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.timed]
 
 FAILOVER_BOUND_S = 5.0
 
