@@ -28,6 +28,7 @@ import json
 import multiprocessing as mp
 import random
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +44,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.figures import percentile  # noqa: E402
 from benchmarks.settings import Settings  # noqa: E402
-from tests.support.nats import NatsCluster  # noqa: E402
+from tests.support.nats import NATS_SERVER, NatsCluster  # noqa: E402
 
 TRAFFIC = Path(__file__).resolve().parent / "fleet_traffic.json"
 P99_TARGET_S = 1.0
@@ -465,16 +466,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _record(result: dict[str, Any], settings: Settings, argv: list[str]) -> None:
-    """As ``python -m benchmarks --only fleet`` stores a run, with this run's steps and window."""
+    """As ``python -m benchmarks --only fleet`` stores a run, with this run's steps and window; the report's
+    machine table stays the one the other benchmarks ran on, and this run's machine goes into its notes."""
     from benchmarks import report
     from benchmarks.machine import machine_info
     from benchmarks.settings import BENCH, WORK
 
     out = WORK / "quick" if settings.quick else BENCH  # as python -m benchmarks: tiny runs apart
     out.mkdir(parents=True, exist_ok=True)
-    store = report.merge(out / "results.json", [result], machine_info(), settings.commands, argv, settings.quick)
+    path = out / "results.json"
+    earlier = report.load(path).get("machine") or {}
+    machine = machine_info()
+    result["notes"].append(run_machine_note(machine))
+    store = report.merge(path, [result], machine, settings.commands, argv, settings.quick)
+    if earlier:
+        store["machine"] = earlier
+        path.write_text(json.dumps(store, indent=1, default=str))
     plot = out / "results.png"
     report.write_markdown(store, out / "RESULTS.md", plot.name if report.write_plot(store, plot) else None)
+
+
+def run_machine_note(machine: dict[str, str]) -> str:
+    version = subprocess.run([NATS_SERVER, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    load = ", ".join(f"{value:.1f}" for value in psutil.getloadavg())
+    return (f"this run's machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory']}, {machine['os']}; "
+            f"{version or 'nats-server'}; load average {load} at the end")  # fmt: skip
 
 
 if __name__ == "__main__":
