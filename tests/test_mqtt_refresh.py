@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import statistics
 import threading
 import time
@@ -21,6 +20,7 @@ from edgeagent.configfile import parse_config
 from edgeagent.publish import mqtt_timing
 from edgeagent.publish.mqtt import MqttPublisher
 from edgeagent.publish.mqtt_timing import FAILOVER_SETTLE_S, RECONNECT_MAX_S, RECONNECT_MIN_S, RefreshPlan
+from tests.support.net import free_port
 
 
 def mqtt_section(**mqtt: Any):
@@ -79,18 +79,11 @@ def test_reconnect_waits_stay_in_their_bounds_and_spread_over_them() -> None:
     assert len(firsts) > 90
 
 
-def closed_port() -> int:
-    """A port nothing listens on (bound, then closed): a connect there is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.blocking_ok("start() runs paho's network thread; the test reads its clock from that thread")
 async def test_paho_really_waits_the_jittered_time_between_attempts() -> None:
     # Two brokers, both refusing, as a cluster that is down. (With a single broker paho waits twice after
     # the very first refused attempt, in its two loops: at most 2 x 2 s, once, at start.)
-    hosts = [f"127.0.0.1:{closed_port()}", f"127.0.0.1:{closed_port()}"]
+    hosts = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]  # nothing listens: refused at once
     publisher = MqttPublisher(mqtt_section(host=None, hosts=hosts, refresh_s=0), None, "c1")
     attempts: list[float] = []
     enough = threading.Event()

@@ -234,6 +234,11 @@ class MqttPublisher:
         log.info("mqtt: connected to %s", broker)
         with self._states_lock:
             self.connected = True
+            # After this callback paho sends the previous connection's unacknowledged messages again, after
+            # the ones below (seen: a status ``offline`` from before a failover retained over the ``online``
+            # published here). Every state goes out anew now; one-off messages are dropped when not
+            # connected anyway.
+            client.drop_out_messages()
             for topic_filter in list(self._subscriptions):
                 client.subscribe(topic_filter, qos=COMMAND_QOS)
             for topic, state in list(self._states.items()):
