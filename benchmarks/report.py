@@ -90,7 +90,9 @@ def _headline(result: dict[str, Any]) -> str:
                     f"{fmt(last['ratio'], 2)} × ffmpeg; {fmt(last['amplification'], 4)} bytes written per byte; "
                     f"SIGKILL loses {fmt(data['kills']['lost_s'], 2)} s")
         if name == "fleet":
-            return f"{data['held']} cabinets of 4 cameras held with delay p99 < 1 s on three local NATS nodes"
+            held = data["held"] if isinstance(data["held"], dict) else {"retained": data["held"]}
+            return ("cabinets of 4 cameras held with delay p99 < 1 s on three local NATS nodes: "
+                    + ", ".join(f"{count} with snapshots {variant}" for variant, count in held.items()))
         if name == "soak":
             return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
     except (KeyError, TypeError, IndexError, ZeroDivisionError):

@@ -93,7 +93,7 @@ class Agent:
         self.bridge: MqttBridge | None = None
         if config.mqtt is not None:
             self.mqtt = MqttPublisher(config.mqtt, self.credentials.mqtt_password, config.agent.id)
-            self.bridge = MqttBridge(self.mqtt, self.units)
+            self.bridge = MqttBridge(self.mqtt, self.units, config.mqtt.snapshot_retain)
         self.recordings: AgentRecordings | None = None
         if config.recording is not None:
             self.recordings = self.cameras.recording = AgentRecordings(

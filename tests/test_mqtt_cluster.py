@@ -9,10 +9,14 @@ JetStream streams behind MQTT (sessions, retained messages, qos 1 messages), the
 leader first (Raft election timeout 4-9 s, not configurable), and a node refuses or drops MQTT work that
 JetStream does not acknowledge within its ``js_api_timeout`` (5 s). Measured here: 1.0 s when the killed
 node led none of them, 5-11 s when it did; so the bound below is NATS's, and the time is printed.
+A survivor's retained store may still miss the agent's republish after that (seen in CI: a late
+subscriber there got the ``offline`` from the agent's start); the agent's refresh (``mqtt.refresh_s``)
+puts it right, and the test holds it to a bound.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import urllib.request
@@ -32,6 +36,12 @@ STATUS = f"{BASE}/cameras/north/status"
 SNAPSHOT = f"{BASE}/cameras/north/snapshot"
 BRIDGE_STATE = f"{BASE}/bridge/state"
 NATS_FAILOVER_BOUND_S = 20.0  # worst election (9 s) + a refused attempt (5 s) + reconnect delays
+# A survivor's retained map was seen to miss the agent's republish on its new connection (a late subscriber
+# there got the ``offline`` from the agent's start): the agent's refresh puts it right. Bound: the refresh
+# after the failover (at most REFRESH_S after the connect) and two more, for one lost while JetStream was
+# still catching up.
+REFRESH_S = 5
+LATE_BOUND_S = 3 * REFRESH_S + 5.0
 
 
 @pytest.fixture
@@ -58,12 +68,46 @@ def small_camera(camera_factory):
     return camera_factory(width=320, height=180, fps=10, gop_s=1.0)
 
 
-def cluster_config(tmp_path, base_config, cluster: NatsCluster, camera) -> dict:
+def cluster_config(tmp_path, base_config, cluster: NatsCluster, camera, **mqtt) -> dict:
     cameras = {"north": {"url": camera.url, "snapshot": {"interval_s": 2, "width": 320}}} if camera else {}
     # Starts from the first node's address and credentials; then every node, first one preferred.
     return base_config(
-        tmp_path, cluster[0], cameras=cameras, health_interval_s=2, mqtt={"host": None, "hosts": cluster.addresses}
-    )
+        tmp_path, cluster[0], cameras=cameras, health_interval_s=2,
+        mqtt={"host": None, "hosts": cluster.addresses, **mqtt},
+    )  # fmt: skip
+
+
+def retained_within(node, topic: str, payload: bytes, bound_s: float) -> tuple[float, list[bytes | None]]:
+    """Seconds until a subscriber arriving on ``node`` gets ``payload`` as ``topic``'s retained message,
+    and what the tries before got (None: no retained message, or no subscription).
+
+    Each try is a fresh subscription, at qos 0: what is tested is the node's retained store, not the
+    JetStream consumer a qos 1 subscription needs (one made during an election was seen to get none).
+    After a wrong (or no) retained message the next try waits for the agent's next publish of the topic
+    (its refresh) on that subscription, so the tries follow the agent's republishing, not a timer."""
+    started = time.monotonic()
+    seen: list[bytes | None] = []
+    while (remaining := started + bound_s - time.monotonic()) > 0:
+        try:
+            watcher = MqttWatcher(node, topic, connect_timeout=min(5.0, remaining), qos=0).start()
+        except (ConnectionError, TimeoutError, OSError):  # a node still catching up may drop a client
+            seen.append(None)
+            continue
+        try:
+            subscribed = time.monotonic()
+            try:
+                first = watcher.wait_for(topic, lambda m: m.retain, timeout=min(3.0, remaining))
+            except TimeoutError:
+                first = None
+            if first is not None and first.payload == payload:
+                return time.monotonic() - started, seen
+            seen.append(None if first is None else first.payload)
+            next_publish_s = min(REFRESH_S + 2.0, max(0.0, started + bound_s - time.monotonic()))
+            with contextlib.suppress(TimeoutError):  # the agent's next publish of it, then try again
+                watcher.wait_for(topic, lambda m: not m.retain, timeout=next_publish_s, since=subscribed)
+        finally:
+            watcher.close()
+    raise AssertionError(f"no retained {payload!r} on {topic} through {node.name} in {bound_s} s; got {seen}")
 
 
 def metric(agent, name: str) -> list[tuple[str, float]]:
@@ -117,7 +161,7 @@ def test_killing_the_agents_node_fails_over_and_the_state_is_current_again(
     tmp_path, cluster, camera_factory, agent_factory, base_config, watchers
 ):
     camera = small_camera(camera_factory)
-    agent = agent_factory(cluster_config(tmp_path, base_config, cluster, camera))
+    agent = agent_factory(cluster_config(tmp_path, base_config, cluster, camera, refresh_s=REFRESH_S))
     first = cluster.node_at(connected_broker(agent))
     others = [node for node in cluster.nodes if node is not first]
     before = [watch(watchers, node) for node in others]
@@ -141,10 +185,13 @@ def test_killing_the_agents_node_fails_over_and_the_state_is_current_again(
     # Counted once per change of broker: twice when the first survivor tried dropped the agent because
     # JetStream had not yet re-elected (the agent then went on to the third node).
     assert metric(agent, "edgeagent_mqtt_failovers_total")[0][1] >= 1
-    # A client that arrives now gets the current state from the retained store of the survivors.
-    late = watch(watchers, others[1])
-    assert late.wait_for(AVAILABILITY, timeout=10).payload == b"online"
-    assert late.wait_for(STATUS, timeout=10).payload == b"online"
+    # A client that arrives now on the survivor the agent is not on gets the current state from that
+    # node's retained store: at once, or at the latest once the agent's refresh came through.
+    other = next(node for node in others if node.address != now_on)
+    for topic in (AVAILABILITY, STATUS):
+        took, before_that = retained_within(other, topic, b"online", LATE_BOUND_S)
+        print(f"late subscriber on {other.name}: retained {topic} online after {took:.2f} s (tries before: "
+              f"{before_that})")  # fmt: skip
 
     # Killed only once the connection it is on has outlived JetStream's catching up: a node that closes
     # the agent's connection itself (no JetStream ack within js_api_timeout, 5 s after the election) was

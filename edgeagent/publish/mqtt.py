@@ -3,12 +3,15 @@
 paho runs its network loop in its own thread; nothing here blocks the event loop. The publisher keeps
 only the latest payload of each state topic (nothing unbounded while the broker is away) and publishes
 all of them again on every connect, so retained state is right even after a broker that keeps none.
+The retained ones go out again every ``refresh_s`` and once a few seconds after a failover, and paho
+waits a random time before each reconnect (why: mqtt_timing.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
@@ -21,15 +24,13 @@ from pydantic import SecretStr
 from edgeagent.config import MqttSection
 from edgeagent.health import MqttHealth
 from edgeagent.publish.command_limits import MAX_TOPIC_CHARS
+from edgeagent.publish.mqtt_timing import RefreshPlan, reconnect_delay
 from edgeagent.publish.topics import AVAILABILITY, TOPIC_LOG_CHARS
 
 log = logging.getLogger(__name__)
 
 ONLINE = b"online"
 OFFLINE = b"offline"
-# paho waits this long between reconnect attempts at most: the agent is current again within 5 s of the
-# broker's return (or of its failover to another broker of the cluster).
-RECONNECT_MAX_S = 2
 # A broker that does not answer the TCP (and TLS) handshake in this time is given up for the next one.
 CONNECT_TIMEOUT_S = 3
 MAX_QUEUED_MESSAGES = 200
@@ -82,6 +83,11 @@ class MqttPublisher:
         self.broker: str | None = None  # "host:port" while connected
         self._last_broker: str | None = None
         self.failovers = 0  # connections to another broker than the one before
+        self._rng = random.Random()  # noqa: S311 - spreads reconnects, no secret
+        self._refresh_plan = RefreshPlan(float(section.refresh_s))
+        self._replanned = asyncio.Event()  # set on the loop when a connect changed the plan
+        self._refresh_task: asyncio.Task[None] | None = None
+        self.refreshes = 0
 
     # -- lifetime ---------------------------------------------------------------------------------
 
@@ -105,7 +111,7 @@ class MqttPublisher:
             )
             if tls.insecure_skip_verify:
                 client.tls_insecure_set(True)
-        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
+        self._jitter_reconnect(client)
         client.connect_timeout = CONNECT_TIMEOUT_S
         client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
         client.on_connect = self._on_connect
@@ -118,6 +124,8 @@ class MqttPublisher:
         self._loop = asyncio.get_running_loop()
         self._client = self._make_client()
         self._states[self.availability_topic] = _State(ONLINE, AVAILABILITY.retained, AVAILABILITY.qos)
+        if self.section.refresh_s > 0:
+            self._refresh_task = self._loop.create_task(self._refresh_loop(), name="mqtt refresh")
         # connect_async never blocks: the network loop thread connects, and keeps reconnecting.
         host, port = self.brokers[self._broker_index]
         self._client.connect_async(host, port, keepalive=self.section.keepalive_s)
@@ -128,6 +136,10 @@ class MqttPublisher:
         client = self._client
         if client is None:
             return
+        if self._refresh_task is not None:  # before ``offline``: nothing is published after it
+            self._refresh_task.cancel()
+            await asyncio.gather(self._refresh_task, return_exceptions=True)
+            self._refresh_task = None
         self._states[self.availability_topic] = _State(OFFLINE, AVAILABILITY.retained, AVAILABILITY.qos)
         self._stopping = True
         if self.connected:
@@ -161,6 +173,38 @@ class MqttPublisher:
             if self.connected and self._client is not None:
                 self._client.publish(topic, data, qos=qos, retain=retain)
 
+    def republish_retained(self) -> int:
+        """Every retained state once more (also an empty one: a cleared topic stays cleared); how many."""
+        with self._states_lock:  # ordered with set_state: a newer state is never overtaken by this one
+            client = self._client
+            if not self.connected or client is None:
+                return 0
+            retained = [(topic, state) for topic, state in self._states.items() if state.retain]
+            for topic, state in retained:
+                client.publish(topic, state.payload, qos=state.qos, retain=True)
+        self.refreshes += 1
+        return len(retained)
+
+    async def _refresh_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._replanned.clear()
+            wait = self._refresh_plan.wait_s(loop.time())
+            try:
+                await asyncio.wait_for(self._replanned.wait(), wait)
+                continue  # a connect planned anew
+            except TimeoutError:
+                pass
+            count = self.republish_retained()
+            self._refresh_plan.refreshed(loop.time())
+            log.debug("mqtt: %d retained states published again", count)
+
+    def _plan_refresh(self, failover: bool) -> None:
+        """On the loop, after a connect (which published everything)."""
+        loop = asyncio.get_running_loop()
+        self._refresh_plan.connected(loop.time(), failover)
+        self._replanned.set()
+
     def publish(self, topic: str, payload: bytes | str, qos: int = 0) -> None:
         """A one-off message (an answer to a request); dropped when not connected."""
         if self.connected and self._client is not None:
@@ -181,7 +225,8 @@ class MqttPublisher:
             return
         host, port = self.brokers[self._broker_index]
         broker = f"{host}:{port}"
-        if self._last_broker is not None and broker != self._last_broker:
+        failover = self._last_broker is not None and broker != self._last_broker
+        if failover:
             self.failovers += 1
         self.broker = self._last_broker = broker
         self.connects += 1
@@ -189,10 +234,17 @@ class MqttPublisher:
         log.info("mqtt: connected to %s", broker)
         with self._states_lock:
             self.connected = True
+            # After this callback paho sends the previous connection's unacknowledged messages again, after
+            # the ones below (seen: a status ``offline`` from before a failover retained over the ``online``
+            # published here). Every state goes out anew now; one-off messages are dropped when not
+            # connected anyway.
+            client.drop_out_messages()
             for topic_filter in list(self._subscriptions):
                 client.subscribe(topic_filter, qos=COMMAND_QOS)
             for topic, state in list(self._states.items()):
                 client.publish(topic, state.payload, qos=state.qos, retain=state.retain)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._plan_refresh, failover)
 
     def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
         if self.connected and not self._stopping:
@@ -202,11 +254,21 @@ class MqttPublisher:
         if reason_code.is_failure:
             self.last_error = f"disconnected: {reason_code}"
         self._next_broker(client)
+        self._jitter_reconnect(client)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata) -> None:
         host, port = self.brokers[self._broker_index]
         self.last_error = f"cannot reach {host}:{port}"
         self._next_broker(client)
+        self._jitter_reconnect(client)
+
+    def _jitter_reconnect(self, client: mqtt.Client) -> None:
+        """A fresh random wait before paho's next attempt. paho (2.2) waits ``min_delay`` after
+        ``reconnect_delay_set`` (doubling up to ``max_delay`` only while it is not set again), and runs
+        this before each wait: on_disconnect and on_connect_fail come first. paho types the delay as an
+        int but only adds it to the clock: a float works."""
+        delay = reconnect_delay(self._rng)
+        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]  # see above
 
     def _next_broker(self, client: mqtt.Client) -> None:
         """Point paho's next (re)connect at the next broker of the list: a cluster node that went away is

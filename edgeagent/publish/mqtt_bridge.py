@@ -29,10 +29,12 @@ def _json(document: dict[str, Any]) -> bytes:
 
 
 class MqttBridge:
-    def __init__(self, publisher: MqttPublisher, cameras: Collection[str]) -> None:
+    def __init__(self, publisher: MqttPublisher, cameras: Collection[str], retain_snapshots: bool = True) -> None:
         self.publisher = publisher
         self.base = publisher.base
         self.cameras = cameras  # the agent's own, live: cameras come and go on a configuration reload
+        self.retain_snapshots = retain_snapshots  # mqtt.snapshot_retain
+        self._snapshot_cleared: set[str] = set()
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -70,7 +72,17 @@ class MqttBridge:
         self.set_state(topics.AGENT_HEALTH, _json(as_json(agent)))
 
     def publish_snapshot(self, camera: str, jpeg: bytes) -> None:
-        self.set_camera_state(topics.CAMERA_SNAPSHOT, camera, jpeg)
+        topic = topics.CAMERA_SNAPSHOT
+        if self.retain_snapshots:
+            self.set_camera_state(topic, camera, jpeg)
+            return
+        if camera not in self._snapshot_cleared:
+            # A snapshot retained while snapshot_retain was on would be shown to every late subscriber for
+            # good: cleared (kept as an empty retained state, so a refresh keeps it cleared).
+            self._snapshot_cleared.add(camera)
+            self.set_camera_state(topic, camera, b"")
+        # Live only: not kept while the broker is away (the next one comes within snapshot.interval_s).
+        self.publisher.publish(topic.under(self.base, camera=camera), jpeg, qos=topic.qos)
 
     def publish_alarms(self, camera: str, document: dict[str, Any]) -> None:
         self.set_camera_state(topics.CAMERA_ALARMS, camera, _json(document))

@@ -9,6 +9,9 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_valid
 from edgeagent.config_base import ENV_PATTERN, TOPIC_PATTERN, Strict
 from edgeagent.urls import check_host_name, split_host_port
 
+# A refresh republishes every retained state: more often than this would be a flood on a large fleet.
+REFRESH_MIN_S = 5
+REFRESH_MAX_S = 86400
 HOSTS_TEXT = "or: a broker cluster, [a.example:8883, b.example:8883]; the agent stays on one while it works"
 
 
@@ -44,12 +47,32 @@ class MqttSection(Strict):
         default=10, ge=2, le=3600, description="the broker sends the last will about 1.5 x this after the agent hangs"
     )
     client_id: str | None = Field(default=None, max_length=128, description="default edgeagent-<agent.id>")
+    refresh_s: int = Field(
+        default=300,
+        ge=0,
+        le=REFRESH_MAX_S,
+        description=(
+            "publish every retained state again this often while connected (and once 10 s after a failover), "
+            "for a broker cluster that lost one; 0: only on connect"
+        ),
+    )
+    snapshot_retain: bool = Field(
+        default=True,
+        description="retain snapshots (late subscribers get the last one); false: live only, qos 0 (e.g. on NATS)",
+    )
     _password: SecretStr | None = PrivateAttr(None)
 
     @field_validator("host")
     @classmethod
     def _host(cls, value: str | None) -> str | None:
         return None if value is None else check_host_name(value)
+
+    @field_validator("refresh_s")
+    @classmethod
+    def _refresh(cls, value: int) -> int:
+        if 0 < value < REFRESH_MIN_S:
+            raise ValueError(f"must be 0 (only on connect) or {REFRESH_MIN_S} to {REFRESH_MAX_S} s")
+        return value
 
     @model_validator(mode="after")
     def _one_form(self) -> MqttSection:

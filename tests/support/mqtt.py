@@ -43,7 +43,7 @@ def topic_matches(pattern: str, topic: str) -> bool:
 
 
 class MqttWatcher:
-    """Subscribes to ``topic_filter`` (qos 1) and keeps every message, retained ones included.
+    """Subscribes to ``topic_filter`` (qos 1, or ``qos``) and keeps every message, retained ones included.
 
     ``tls``: ``None``/``"plain"`` (the broker's plain port), ``"tls"`` (CA check) or ``"mtls"`` (client cert).
     """
@@ -58,9 +58,11 @@ class MqttWatcher:
         password: str | None = None,
         client_id: str | None = None,
         connect_timeout: float = 10.0,
+        qos: int = 1,
     ) -> None:
         self.broker = broker
         self.topic_filter = topic_filter
+        self.qos = qos
         self.tls = tls or "plain"
         self.client_id = client_id or f"watcher-{uuid.uuid4().hex[:8]}"
         self.connect_timeout = connect_timeout
@@ -90,7 +92,7 @@ class MqttWatcher:
             self._cond.notify_all()
         if not reason_code.is_failure:
             # (Re)subscribe on every connection, so the watcher survives a broker restart.
-            client.subscribe(self.topic_filter, qos=1)
+            client.subscribe(self.topic_filter, qos=self.qos)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
         with self._cond:
