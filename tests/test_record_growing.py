@@ -16,7 +16,7 @@ import pytest
 
 from edgeagent.record import fmp4
 from edgeagent.record.clip import plan_clip, write_clip
-from edgeagent.record.growing import BoundedFile, readable, segment_sha256, with_growing
+from edgeagent.record.growing import BoundedFile, readable, segment_sha256, totals_with_growing, with_growing
 from edgeagent.record.model import Segment
 from edgeagent.record.writer import SegmentWriter
 from tests.test_record_logic import STREAM, T0, encoded, packets, segment
@@ -119,3 +119,15 @@ def test_listing_spans_take_the_growing_segment_on_and_mark_it() -> None:
     assert with_growing(spans, after_gap, start, T0 + timedelta(seconds=25)) == (spans, None)  # out of range
     closed_longer = [(T0, T0 + timedelta(seconds=40))]  # closed (and longer) since the reader took it
     assert with_growing(closed_longer, after_gap, start, end) == (closed_longer, None)
+
+
+def test_recording_totals_count_the_growing_segment_up_to_its_last_whole_fragment() -> None:
+    closed = [segment(0), segment(1)]
+    totals = (closed[0].start, closed[1].end, closed[0].bytes + closed[1].bytes)
+    growing = replace(segment(2, seconds=3), open=True)
+    assert totals_with_growing(*totals, growing) == (closed[0].start, growing.end, totals[2] + growing.bytes)
+    assert totals_with_growing(None, None, 0, growing) == (growing.start, growing.end, growing.bytes)  # the first
+    assert totals_with_growing(*totals, None) == totals
+    assert totals_with_growing(*totals, replace(growing, end=growing.start)) == totals  # no whole fragment yet
+    closed_since = (closed[0].start, segment(2).end, totals[2] + segment(2).bytes)  # the index has it closed now
+    assert totals_with_growing(*closed_since, growing) == closed_since

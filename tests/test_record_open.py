@@ -17,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,13 @@ def open_segment(agent: AgentProcess, at_least_s: float) -> dict[str, Any] | Non
     """The listing once its segment being written holds ``at_least_s`` seconds."""
     document = listing(agent)
     return document if open_s(document) >= at_least_s else None
+
+
+def recording_health(agent: AgentProcess, condition: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """The camera's ``recording`` health once ``condition`` holds of it."""
+    health = json.loads(get(agent, "/cameras"))
+    recording: dict[str, Any] = health["cameras"][0]["health"]["recording"]
+    return recording if condition(recording) else None
 
 
 def fetch(agent: AgentProcess, path: str, start: datetime, end: datetime) -> tuple[int, dict[str, str], bytes]:
@@ -153,8 +161,13 @@ async def test_clips_cut_while_the_segment_is_written_leave_it_whole(
             assert status == 200, body
             assert parse(headers["X-Actual-End"]) >= recorded_until
             clips.append((start, body))
-    health = json.loads(await asyncio.to_thread(get, agent, "/cameras"))
-    assert health["cameras"][0]["health"]["recording"]["dropped"] == 0
+    # No segment is closed yet: health counts the one being written, up to its last whole fragment (its
+    # figures are those of the last health interval, 2 s here).
+    recording = await until(lambda: recording_health(agent, lambda r: r["newest"] is not None), 10, "newest")
+    assert recording["dropped"] == 0 and recording["state"] == "recording" and recording["bytes"] > 0, recording
+    newest = parse(recording["newest"])
+    assert parse(recording["oldest"]) < newest <= parse(listing(agent)["spans"][-1]["end"])
+    assert (datetime.now(UTC) - newest).total_seconds() < 2 + 2.5, recording
 
     segment = await closed_segment(agent, tmp_path)
     assert segment.sha256 == hashlib.sha256(segment.path.read_bytes()).hexdigest()

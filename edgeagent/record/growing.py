@@ -128,3 +128,13 @@ def with_growing(spans: list[tuple[datetime, datetime]], growing: Segment | None
     else:
         joined.append((a, b))
     return joined, len(joined) - 1
+
+
+def totals_with_growing(oldest: datetime | None, newest: datetime | None, size: int, growing: Segment | None
+                        ) -> tuple[datetime | None, datetime | None, int]:
+    """A camera's (oldest start, newest end, bytes) of its closed segments with the segment being written
+    counted up to its last whole fragment. Take ``growing`` before the totals: once the index has it closed,
+    its end reaches at least as far (the file only grows) and the index already counts it."""
+    if growing is None or growing.end <= growing.start or (newest is not None and newest >= growing.end):
+        return oldest, newest, size
+    return (growing.start if oldest is None else min(oldest, growing.start)), growing.end, size + growing.bytes

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from edgeagent.camera.hub import CameraHub
+from edgeagent.record.growing import totals_with_growing
 from edgeagent.record.index import RecordingIndex
 from edgeagent.record.model import GapReason, Segment
 from edgeagent.record.recorder import Recorder
@@ -174,9 +175,13 @@ class RecordingService:
         return recorder.bytes_written / elapsed
 
     def stats(self) -> dict[str, RecordingStats]:
-        """Blocking (SQLite, statvfs): from the event loop use ``astats``."""
+        """Blocking (SQLite, statvfs): from the event loop use ``astats``. The segments being written count up
+        to their last whole fragment (each taken before the index: see ``edgeagent.record.growing``)."""
+        growing = {name: recorder.growing for name, recorder in self.recorders.items()}
         free, total = self.retention.disk()
-        stored = self.index.total_bytes()
+        closed = {name: self.index.camera_totals(name) for name in self.recorders}
+        totals = {name: totals_with_growing(*closed[name], growing[name]) for name in self.recorders}
+        stored = self.index.total_bytes() + sum(totals[name][2] - closed[name][2] for name in self.recorders)
         capacity = stored + free - self.retention.min_free_bytes(total)
         rate = sum(self._rate(recorder) for recorder in self.recorders.values())
         disk_days = capacity / (rate * 86400) if rate > 0 else None
@@ -184,7 +189,7 @@ class RecordingService:
         endurance = self.index.written() / (tbw * 1e12) if tbw else None
         result = {}
         for name, recorder in self.recorders.items():
-            oldest, newest, size = self.index.camera_totals(name)
+            oldest, newest, size = totals[name]
             result[name] = RecordingStats(
                 name, recorder.state, recorder.reason, oldest, newest, size, recorder.bytes_written,
                 self._rate(recorder) * 3600, recorder.dropped, disk_days, endurance,
