@@ -85,22 +85,32 @@ async def test_h265_recording_plays_and_is_tagged_hvc1(camera_factory, tmp_path:
     assert abs(len(times) - round((segment.end - segment.start).total_seconds() * FPS)) <= 1
 
 
-async def test_deleted_database_is_rebuilt_by_reindex_with_the_same_spans_and_chain(
+async def test_deleted_database_is_rebuilt_by_reindex_with_the_same_spans_chain_and_gap_reasons(
     camera_factory, tmp_path: Path
 ) -> None:
     camera = camera_factory(width=320, height=180, fps=FPS, gop_s=1.0)
     root = tmp_path / "rec"
     async with Recording(camera.url, root, segment_s=2) as rec:
-        await until(lambda: len(rec.index.segments("north")) >= 3, 40, "three segments")
+        await until(lambda: len(rec.index.segments("north")) >= 2, 40, "two segments")
+        camera.stop()  # a camera offline gap, closed when it comes back
+        await until(lambda: rec.index.gaps("north"), 20, "a gap")
+        camera.start()
+        await until(lambda: len(rec.index.spans("north")) == 2, 40, "recording again after the gap")
         lock = rec.index.add_lock("north", rec.index.spans("north")[0][0], rec.index.spans("north")[0][1], "incident")
     before_spans = rec.index.spans("north")
     before = [(s.path, s.start, s.end, s.sha256, s.prev_sha256) for s in rec.index.segments("north")]
+    gaps = rec.index.gaps("north")  # the one the stop opened goes on (it ends "now")
+    before_gaps = [(g.start, g.reason) for g in gaps]
+    assert [reason for _, reason in before_gaps] == [GapReason.CAMERA_OFFLINE, GapReason.AGENT_STOPPED]
     for path in root.glob(INDEX_NAME + "*"):
         if not path.name.endswith(".locks.json"):
             path.unlink()
     index = OffLoop(blocking(RecordingIndex, root / INDEX_NAME))
-    assert index.segments("north") == []
+    assert index.segments("north") == [] and index.gaps("north") == []
     assert blocking(reindex, index.target, root) == len(before)
     assert index.spans("north") == before_spans
     assert [(s.path, s.start, s.end, s.sha256, s.prev_sha256) for s in index.segments("north")] == before
     assert [lk.id for lk in index.locks("north")] == [lock.id]  # locks survive the lost database
+    after = index.gaps("north")  # and the gaps, each with its reason
+    assert [(g.start, g.reason) for g in after] == before_gaps and after[0].end == gaps[0].end
+    assert index.has_open_gap("north")

@@ -1,4 +1,5 @@
-"""The recording index: segments, gaps and locks in SQLite, rebuilt from the files whenever it is lost.
+"""The recording index: segments, gaps and locks in SQLite, rebuilt from the files whenever it is lost (the
+gaps from their journal, ``edgeagent.record.gapjournal``; the locks from their copy, ``lockcopy``).
 
 Every method is synchronous and thread-safe (one connection behind a lock). On the event loop call them
 through ``asyncio.to_thread`` (or the ``a*`` wrappers below): SQLite blocks on the disk.
@@ -14,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edgeagent.record.gapjournal import JOURNAL_NAME, GapJournal, GapRow, replay
 from edgeagent.record.growing import join_spans
 from edgeagent.record.lockcopy import LOCK_COLUMNS, read_copy, write_copy
 from edgeagent.record.model import Gap, GapReason, Lock, Segment
@@ -33,6 +35,9 @@ class RecordingIndex(SqliteStore):
         # index can always be rebuilt from the segments. Fewer syncs, less flash wear.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA + OFFLOAD_SCHEMA)
+        # The gaps' reasons also go to a journal beside the segments: a lost database keeps them.
+        self.gap_journal = GapJournal(self.path.parent / JOURNAL_NAME, self._gap_rows)
+        self.gap_journal.seed()
 
     # -- segments ---------------------------------------------------------------------------------
 
@@ -159,12 +164,14 @@ class RecordingIndex(SqliteStore):
                 "INSERT INTO gaps (camera, start_us, end_us, reason) VALUES (?, ?, ?, ?)",
                 (camera, to_us(start), None if end is None else to_us(end), reason.value),
             )
+        self.gap_journal.opened(camera, to_us(start), None if end is None else to_us(end), reason.value)
 
     def close_gaps(self, camera: str, end: datetime) -> None:
         """Recording resumed at ``end``: every open gap of ``camera`` ends there."""
         with self._tx() as db:
             db.execute("UPDATE gaps SET end_us = MAX(start_us, ?) WHERE camera = ? AND end_us IS NULL",
                        (to_us(end), camera))  # fmt: skip
+        self.gap_journal.closed(camera, to_us(end))
 
     def has_open_gap(self, camera: str) -> bool:
         return bool(self._query("SELECT 1 FROM gaps WHERE camera = ? AND end_us IS NULL LIMIT 1", (camera,)))
@@ -183,7 +190,19 @@ class RecordingIndex(SqliteStore):
 
     def delete_gaps_before(self, moment: datetime) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM gaps WHERE end_us IS NOT NULL AND end_us < ?", (to_us(moment),))
+            deleted = db.execute("DELETE FROM gaps WHERE end_us IS NOT NULL AND end_us < ?", (to_us(moment),)).rowcount
+            left = int(db.execute("SELECT COUNT(*) FROM gaps").fetchone()[0]) if deleted else 0
+        if deleted:
+            self.gap_journal.shrink(left)
+
+    def _gap_rows(self) -> list[GapRow]:
+        rows = self._query("SELECT camera, start_us, end_us, reason FROM gaps ORDER BY id")
+        return [(camera, start, end, reason) for camera, start, end, reason in rows]
+
+    def restore_gaps(self) -> int:
+        """Reload the gaps from their journal (after the database was lost); returns how many."""
+        with self._tx() as db:
+            return replay(db, self.gap_journal.path)
 
     # -- spans -----------------------------------------------------------------------------------
 

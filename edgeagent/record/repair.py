@@ -87,7 +87,8 @@ def repair(index: RecordingIndex, root: Path) -> list[Segment]:
 
 
 def reindex(index: RecordingIndex, root: Path) -> int:
-    """Rebuild segments from the files alone and the locks from their copy; returns segments indexed."""
+    """Rebuild segments from the files alone, the locks from their copy and the gaps from their journal;
+    returns segments indexed."""
     index.clear()
     count = 0
     for camera, files in camera_files(root).items():
@@ -100,4 +101,5 @@ def reindex(index: RecordingIndex, root: Path) -> int:
             prev = segment.sha256
             count += 1
     index.restore_locks()
+    index.restore_gaps()
     return count
