@@ -63,6 +63,8 @@ class RecordingSummary:
     bytes_written: int
     disk_days: float | None = field(metadata=_digits(2))
     endurance_used: float | None = field(metadata=_digits(6))  # share of storage.endurance_tbw written
+    # With offload: HTTP exports downloaded but not kept for upload, by reason (spool full, disk short, ...).
+    exports_not_queued: dict[str, int] | None = field(default=None, metadata={"omit_none": True})
 
 
 @dataclass(frozen=True, slots=True)

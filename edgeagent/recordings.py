@@ -170,4 +170,5 @@ class AgentRecordings:
             bytes_written=sum(item.bytes_written for item in figures),
             disk_days=min(days) if days else None,
             endurance_used=figures[0].endurance_used if figures else None,
+            exports_not_queued=dict(self.offloader.exports.refused) if self.offloader is not None else None,
         )

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,16 +45,20 @@ class OffloadStats:
     last_upload: datetime | None
     throughput_kbps: float  # over the recent uploads
     max_kbps: float | None
+    export_spool_bytes: int  # HTTP exports kept on the recording disk for upload
+    exports_not_queued: dict[str, int]  # HTTP exports not kept for upload, by reason (spool full, disk short...)
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
         document["last_upload"] = None if self.last_upload is None else self.last_upload.isoformat()
         document["throughput_kbps"] = round(self.throughput_kbps, 1)
+        document["exports_not_queued"] = dict(self.exports_not_queued)
         return document
 
 
 class Offloader:
-    def __init__(self, section: OffloadSection, index_path: Path, recording_dir: Path, agent_id: str) -> None:
+    def __init__(self, section: OffloadSection, index_path: Path, recording_dir: Path, agent_id: str,
+                 min_free: Callable[[int], int] | None = None) -> None:  # fmt: skip
         self.section = section
         self.recording_dir = recording_dir
         self.agent_id = agent_id
@@ -70,8 +75,10 @@ class Offloader:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        # Exports made over HTTP are copied here and queued (blocking: the constructor runs in a thread).
-        self.exports = ExportSpool(recording_dir / SPOOL_DIR, self.queue, self.export_key, self.wake_threadsafe)
+        # Exports made over HTTP are copied here and queued (blocking: the constructor runs in a thread),
+        # bounded, and never below the recording's min_free (``min_free(total)``: its bytes on that disk).
+        self.exports = ExportSpool(recording_dir / SPOOL_DIR, self.queue, self.export_key, self.wake_threadsafe,
+                                   section.export_spool_bytes, min_free)  # fmt: skip
         self.exports.recover()
 
     # -- what goes where --------------------------------------------------------------------------
@@ -191,6 +198,7 @@ class Offloader:
         await asyncio.to_thread(self.queue.done, item)
         if item.kind == "export" and self.exports.owns(item.path):  # our copy: in object storage now
             await asyncio.to_thread(item.path.unlink, True)
+            self.exports.uploaded(item.bytes)
         self.uploaded += 1
         self.uploaded_bytes += item.bytes
         self.last_upload = now_utc()
@@ -212,7 +220,8 @@ class Offloader:
         count, size = self._pending
         return OffloadStats(
             self.state, count, size, self.uploaded, self.uploaded_bytes, self.failures, self.last_error,
-            self.last_upload, self.throughput_kbps(), self.section.max_kbps,
+            self.last_upload, self.throughput_kbps(), self.section.max_kbps, self.exports.spooled_bytes(),
+            dict(self.exports.refused),
         )  # fmt: skip
 
     def alarms(self) -> list[str]:
@@ -225,7 +234,8 @@ async def start_offload(
     agent_id: str,
 ) -> Offloader:
     """Start offloading the recordings of ``recording`` (a started ``RecordingService``)."""
-    offloader = await asyncio.to_thread(Offloader, section, recording.index.path, recording.settings.dir, agent_id)
+    offloader = await asyncio.to_thread(Offloader, section, recording.index.path, recording.settings.dir, agent_id,
+                                        recording.settings.min_free_bytes)  # fmt: skip
     recording.retention.before_delete.append(offloader.enqueue_segments)
     offloader.start()
     return offloader

@@ -44,6 +44,11 @@ class OffloadSection(BaseModel):
     retry_initial_s: float = Field(default=2, gt=0, le=3600, description="first wait after a failed upload")
     retry_max_s: float = Field(default=300, gt=0, le=86400, description="longest wait between retries (doubling)")
     scan_s: float = Field(default=5, gt=0, le=3600, description="how often new segments are queued")
+    export_spool_max_mb: int = Field(
+        default=1024, ge=0, le=1024 * 1024,
+        description="most MiB of HTTP exports kept on the recording disk until uploaded (never below "
+        "recording.min_free); an export beyond it downloads but is not uploaded; 0 keeps none",
+    )  # fmt: skip
     _access_key: SecretStr | None = PrivateAttr(None)
     _secret_key: SecretStr | None = PrivateAttr(None)
 
@@ -66,6 +71,10 @@ class OffloadSection(BaseModel):
     @property
     def part_bytes(self) -> int:
         return self.part_mb * MIB
+
+    @property
+    def export_spool_bytes(self) -> int:
+        return self.export_spool_max_mb * MIB
 
     @property
     def access_key(self) -> SecretStr | None:

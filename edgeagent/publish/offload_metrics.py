@@ -34,4 +34,12 @@ class OffloadCollector(Collector):
         state = GaugeMetricFamily("edgeagent_offload_state", "1 for the offloader's state", labels=["state"])
         for name in STATES:
             state.add_metric([name], 1.0 if stats.state == name else 0.0)
-        yield from (queued, queued_bytes, uploaded, uploaded_bytes, failures, throughput, state)
+        spool = GaugeMetricFamily("edgeagent_offload_export_spool_bytes",
+                                  "HTTP exports kept on the recording disk for upload")  # fmt: skip
+        spool.add_metric([], stats.export_spool_bytes)
+        not_queued = CounterMetricFamily("edgeagent_offload_exports_not_queued",
+                                         "HTTP exports downloaded but not kept for upload, by reason",
+                                         labels=["reason"])  # fmt: skip
+        for reason, count in sorted(stats.exports_not_queued.items()):
+            not_queued.add_metric([reason], count)
+        yield from (queued, queued_bytes, uploaded, uploaded_bytes, failures, throughput, state, spool, not_queued)

@@ -65,7 +65,7 @@ class Index(Protocol):
 class ExportKeeper(Protocol):
     """Keeps a copy of an export for object storage (``edgeagent.offload.exports.ExportSpool``)."""
 
-    def wrap(self, name: str, job: Callable[[Any], object]) -> Callable[[Any], object]: ...
+    def wrap(self, name: str, job: Callable[[Any], object], expected_bytes: int = 0) -> Callable[[Any], object]: ...
 
 
 class Refused(Exception):
@@ -193,7 +193,7 @@ class RecordingRoutes:
         if export:
             job: Callable[[Any], object] = partial(write_export, plan, key=self.key, agent_id=self.agent_id)
             if self.exports is not None:  # also kept, once, for object storage
-                job = self.exports.wrap(export_name(self.agent_id, plan), job)
+                job = self.exports.wrap(export_name(self.agent_id, plan), job, plan.expected_bytes())
             headers = {"Content-Type": "application/zip",
                        "Content-Disposition": f'attachment; filename="{self.agent_id}-{camera}-{stamp}.zip"'}
         else:

@@ -76,6 +76,15 @@ class ClipPlan:
     end: datetime
     segments: tuple[Segment, ...]
 
+    def expected_bytes(self) -> int:
+        """About what the clip weighs: each segment's bytes in the share of its time the clip covers."""
+        total = 0
+        for segment in self.segments:
+            length = (segment.end - segment.start).total_seconds()
+            covered = (min(segment.end, self.end) - max(segment.start, self.start)).total_seconds()
+            total += segment.bytes if length <= 0 else int(segment.bytes * max(0.0, min(1.0, covered / length)))
+        return total
+
 
 def check_range(start: datetime, end: datetime, settings: ClipSettings) -> None:
     if start.tzinfo is None or end.tzinfo is None:
