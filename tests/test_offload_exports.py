@@ -92,7 +92,7 @@ def test_a_copy_that_cannot_be_written_leaves_the_download_whole(spool: tuple[Ex
 
     def full_disk(self: _Copy, data: bytes) -> None:
         if self.bytes > 0:
-            self.file.write = _raise_enospc  # type: ignore[method-assign]
+            self.file.write = _raise_enospc  # type: ignore[method-assign,assignment]
         original(self, data)
 
     monkeypatch.setattr(_Copy, "write", full_disk)
@@ -267,11 +267,11 @@ def test_the_offloader_counts_exports_not_queued_in_its_stats_metrics_and_agent_
 
 @pytest.mark.parametrize("value", [-1, 1.5, "lots", 2**40])
 def test_export_spool_max_mb_is_checked(tmp_path: Path, value: object) -> None:
+    fields = {"endpoint": "http://127.0.0.1:9", "bucket": "cabinet", "access_key_file": tmp_path,
+              "secret_key_file": tmp_path}  # fmt: skip
     with pytest.raises(ValidationError, match="export_spool_max_mb"):
-        OffloadSection(endpoint="http://127.0.0.1:9", bucket="cabinet", access_key_file=tmp_path,
-                       secret_key_file=tmp_path, export_spool_max_mb=value)  # fmt: skip
-    assert OffloadSection(endpoint="http://127.0.0.1:9", bucket="cabinet", access_key_file=tmp_path,
-                          secret_key_file=tmp_path).export_spool_max_mb == 1024  # fmt: skip
+        OffloadSection.model_validate({**fields, "export_spool_max_mb": value})
+    assert OffloadSection.model_validate(fields).export_spool_max_mb == 1024
 
 
 def test_an_exports_expected_size_is_its_share_of_each_segment() -> None:
