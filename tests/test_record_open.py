@@ -35,8 +35,8 @@ FRAME_S = 1 / FPS
 SEGMENT_S = 600  # longer than the test: the segment stays open until the agent stops
 
 
-def config(tmp_path: Path, camera: Any) -> dict[str, Any]:
-    cfg = base_config(tmp_path, None, {"north": camera})
+def config(tmp_path: Path, camera: Any, broker: Any = None) -> dict[str, Any]:
+    cfg = base_config(tmp_path, broker, {"north": camera})
     cfg["recording"] = {"dir": str(tmp_path / "recordings"), "segment_s": SEGMENT_S}
     return cfg
 
@@ -52,6 +52,13 @@ def recording_health(agent: AgentProcess, condition: Callable[[dict[str, Any]], 
     health = json.loads(get(agent, "/cameras"))
     recording: dict[str, Any] = health["cameras"][0]["health"]["recording"]
     return recording if condition(recording) else None
+
+
+def retained_state(watcher: Any, condition: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """The last recording state on MQTT once ``condition`` holds of it."""
+    message = watcher.last("edgeagent/cabinet-17/cameras/north/recording")
+    state: dict[str, Any] | None = json.loads(message.payload) if message is not None else None
+    return state if state is not None and condition(state) else None
 
 
 def fetch(agent: AgentProcess, path: str, start: datetime, end: datetime) -> tuple[int, dict[str, str], bytes]:
@@ -145,11 +152,12 @@ async def test_the_segment_being_written_is_listed_and_its_last_seconds_clip_and
     assert source["prev_sha256"] == segment.prev_sha256
 
 
-async def test_clips_cut_while_the_segment_is_written_leave_it_whole(
-    camera_factory, agent_factory, tmp_path: Path
+async def test_clips_cut_while_the_segment_is_written_leave_it_whole_and_health_counts_it(
+    camera_factory, broker, mqtt_watcher_factory, agent_factory, tmp_path: Path
 ) -> None:
     camera = camera_factory(width=320, height=180, fps=FPS, gop_s=1.0)
-    agent = agent_factory(config(tmp_path, camera))
+    agent = agent_factory(config(tmp_path, camera, broker))
+    watcher = mqtt_watcher_factory("edgeagent/cabinet-17/cameras/north/recording")
     await until(lambda: open_segment(agent, 2.0), 45, "2 s in the segment being written")
     clips: list[tuple[datetime, bytes]] = []
     for _ in range(4):  # two at a time, each up to the newest fragment, while the recorder writes on
@@ -168,6 +176,8 @@ async def test_clips_cut_while_the_segment_is_written_leave_it_whole(
     newest = parse(recording["newest"])
     assert parse(recording["oldest"]) < newest <= parse(listing(agent)["spans"][-1]["end"])
     assert (datetime.now(UTC) - newest).total_seconds() < 2 + 2.5, recording
+    state = await until(lambda: retained_state(watcher, lambda r: r["newest"] is not None), 10, "newest on MQTT")
+    assert state["state"] == "recording" and state["bytes"] > 0 and parse(state["oldest"]) < parse(state["newest"])
 
     segment = await closed_segment(agent, tmp_path)
     assert segment.sha256 == hashlib.sha256(segment.path.read_bytes()).hexdigest()
