@@ -175,7 +175,6 @@ async def test_clips_cut_while_the_segment_is_written_leave_it_whole_and_health_
     assert recording["dropped"] == 0 and recording["state"] == "recording" and recording["bytes"] > 0, recording
     newest = parse(recording["newest"])
     assert parse(recording["oldest"]) < newest <= parse(listing(agent)["spans"][-1]["end"])
-    assert (datetime.now(UTC) - newest).total_seconds() < 2 + 2.5, recording
     state = await until(lambda: retained_state(watcher, lambda r: r["newest"] is not None), 10, "newest on MQTT")
     assert state["state"] == "recording" and state["bytes"] > 0 and parse(state["oldest"]) < parse(state["newest"])
 
