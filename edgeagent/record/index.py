@@ -14,16 +14,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edgeagent.record.bookmark_table import BookmarkTable
 from edgeagent.record.growing import join_spans
 from edgeagent.record.lockcopy import LOCK_COLUMNS, read_copy, write_copy
 from edgeagent.record.model import Gap, GapReason, Lock, Segment
-from edgeagent.record.schema import OFFLOAD_SCHEMA, SCHEMA, from_us, now_utc, to_us
-from edgeagent.record.sqlite_store import SqliteStore
+from edgeagent.record.schema import OFFLOAD_SCHEMA, SCHEMA, from_us, migrate, now_utc, to_us
 
 __all__ = ["OFFLOAD_SCHEMA", "RecordingIndex", "from_us", "now_utc", "to_us"]
 
 
-class RecordingIndex(SqliteStore):
+class RecordingIndex(BookmarkTable):  # a SqliteStore, with the bookmarks (lost with the file: not in segments)
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,6 +33,7 @@ class RecordingIndex(SqliteStore):
         # index can always be rebuilt from the segments. Fewer syncs, less flash wear.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA + OFFLOAD_SCHEMA)
+        migrate(self._db)  # the tables added since (bookmarks); an existing database keeps every row
 
     # -- segments ---------------------------------------------------------------------------------
 
