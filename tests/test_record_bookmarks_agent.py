@@ -27,7 +27,7 @@ MOTION = "tns1:RuleEngine/CellMotionDetector/Motion"
 TAMPER = "tns1:RuleEngine/TamperDetector/Tamper"
 CAMERA_AHEAD_S = 600.0
 CLOCK_TOLERANCE_S = 1.5  # the camera's offset is read from its HTTP Date header: whole seconds
-FLOOD_S = 3.0
+FLOOD_S = 2.0
 
 
 def parse(text: str) -> datetime:
@@ -95,15 +95,19 @@ async def test_an_onvif_motion_event_is_a_bookmark_at_its_time_and_a_flood_is_on
             standin.queued.extend((f"{MOTION}/&lt;x&gt;{i}&amp;", "true") for i in range(32))  # a pull reads 32
         await asyncio.sleep(0.01)
     await until(lambda: not standin.queued, 5, "the flood to be pulled")
+    sent = datetime.now(UTC)
     standin.queued.append((TAMPER, "true"))
     marks = await until(lambda: (found := bookmarks(agent, "north", "onvif")) and found[-1]["kind"] == "tamper"
                         and found, 10, "the tamper bookmark after the flood")  # fmt: skip
     flooded = standin.delivered - before - 1
-    assert time.monotonic() - queued < 10, "the flood came too late to test the 10 s limit"
     assert flooded >= 100, flooded
-    assert [m["kind"] for m in marks] == ["motion", "tamper"], marks  # the flood: one bookmark (the first)
-    tamper = marks[1]
-    assert abs((parse(tamper["time"]) - datetime.now(UTC)).total_seconds()) < 5  # no usable stamp: when it came
+    # Within 10 s of the first motion bookmark the flood makes none; on a machine so loaded that the flood
+    # ended later than that, one more per 10 s (the limit), never one per event.
+    windows = 1 + int((time.monotonic() - queued) // 10)
+    assert [m["kind"] for m in marks[:-1]] == ["motion"] * len(marks[:-1]) and 1 <= len(marks) - 1 <= windows, marks
+    assert marks[-1]["kind"] == "tamper"
+    # No usable stamp ("not a time"): marked when it came, after it was sent and before it was listed.
+    assert sent - timedelta(seconds=0.01) <= parse(marks[-1]["time"]) <= datetime.now(UTC)
 
 
 async def test_a_black_picture_is_a_blank_bookmark(
