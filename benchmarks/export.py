@@ -65,6 +65,9 @@ class _Index:
     def remove_lock(self, lock_id: str) -> bool:
         return False
 
+    def bookmarks(self, camera: str, start: datetime, end: datetime, limit: int) -> list[Any]:
+        return []
+
 
 def record(settings: Settings, seconds: int, segment_s: int) -> tuple[Path, Recording]:
     import hashlib

@@ -78,7 +78,7 @@ class Agent:
         # Keyframe decodes for snapshots: bounded, so many cameras cannot take every core at once.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
         self.tasks = loops.BackgroundTasks()
-        events = self._publish_event if config.mqtt is not None else None  # ONVIF events go to MQTT only
+        events = self._publish_event if config.mqtt is not None else None  # ONVIF events to MQTT (and see CameraUnits)
         self.cameras = CameraUnits(
             self.tasks,
             self._publish_camera_state,
@@ -99,7 +99,8 @@ class Agent:
             self.recordings = self.cameras.recording = AgentRecordings(
                 config.recording, config.agent.id, self.bridge, config.offload
             )
-        self.alarms = Alarms(self.bridge.publish_alarms if self.bridge is not None else None)
+        marks = self.recordings.alarms_changed if self.recordings is not None else None  # picture alarms: bookmarks
+        self.alarms = Alarms(self.bridge.publish_alarms if self.bridge is not None else None, on_change=marks)
         self.monitor = AgentHealthMonitor(config.agent.state_dir)
         self.live: LiveService | None = None
         # Descriptors: the soft limit raised to the hard one; HTTP gets a share that leaves the reserve.

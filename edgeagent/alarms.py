@@ -28,15 +28,21 @@ AlarmsPublish = Callable[[str, dict[str, Any]], None]
 
 
 class Alarms:
-    def __init__(self, publish: AlarmsPublish | None, clock: Clock = time.monotonic) -> None:
+    def __init__(self, publish: AlarmsPublish | None, clock: Clock = time.monotonic,
+                 on_change: AlarmsPublish | None = None) -> None:  # fmt: skip
         self.publish = publish
+        self.on_change = on_change  # also told of every change (the recording's bookmarks)
         self._resets = MinInterval(RESET_MIN_INTERVAL_S, clock=clock)
         self._log = LogThrottle(period_s=60.0, clock=clock)
 
     def refresh(self, unit: CameraUnit) -> None:
         """Take the camera's current state; publish its alarms when they changed."""
-        if unit.update_alarms() and self.publish is not None:
+        if not unit.update_alarms():
+            return
+        if self.publish is not None:
             self.publish(unit.name, unit.alarms.document)
+        if self.on_change is not None:
+            self.on_change(unit.name, unit.alarms.document)
 
     def reset(self, unit: CameraUnit, by: str) -> float:
         """Forget the camera's learned view and republish its alarms; 0.0 when done, else the seconds to
@@ -52,8 +58,10 @@ class Alarms:
                 )  # fmt: skip
             return max(wait_s, 0.001)
         unit.snapshotter.picture.reset()
-        unit.update_alarms()
+        changed = unit.update_alarms()
         if self.publish is not None:
             self.publish(unit.name, unit.alarms.document)  # also when unchanged: the reset is acknowledged
+        if changed and self.on_change is not None:
+            self.on_change(unit.name, unit.alarms.document)
         log.info("camera %s: picture reference reset (%s)", unit.name, by)
         return 0.0

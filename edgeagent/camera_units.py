@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from edgeagent import loops
 from edgeagent.camera.source import CameraSource
@@ -56,10 +57,7 @@ class CameraUnits:
         self._refresh_alarms(unit)  # offline until the camera is online
         if unit.onvif is not None:  # before the camera: its first connect may ask for the stream URI
             unit.onvif.start()
-            sink: EventSink | None = None
-            if self._publish_event is not None:
-                sink = functools.partial(self._publish_event, unit.name)
-            self._onvif_tasks[unit.name] = spawn_link_tasks(self._tasks, unit.onvif, sink)
+            self._onvif_tasks[unit.name] = spawn_link_tasks(self._tasks, unit.onvif, self._event_sink(unit))
         unit.camera.start()
         if self.recording is not None:
             self.recording.add_camera(unit)
@@ -69,6 +67,23 @@ class CameraUnits:
         self._snapshot_tasks[unit.name] = task
         checked = functools.partial(self._refresh_alarms, unit)
         self._picture_tasks[unit.name] = self._tasks.spawn(loops.picture_checks(unit, checked), f"picture-{unit.name}")
+
+    def _event_sink(self, unit: CameraUnit) -> EventSink | None:
+        """Where the camera's ONVIF events go: MQTT, and the recording's bookmarks; None: not subscribed."""
+        sinks: list[EventSink] = []
+        if self._publish_event is not None:
+            sinks.append(functools.partial(self._publish_event, unit.name))
+        marks = self.recording.onvif_events(unit) if self.recording is not None else None
+        if marks is not None:
+            sinks.append(marks)
+        if len(sinks) <= 1:
+            return sinks[0] if sinks else None
+
+        def each(event: dict[str, Any]) -> None:
+            for sink in sinks:
+                sink(event)
+
+        return each
 
     async def stop(self, name: str, join_s: float, reason: str = "camera reconfigured") -> CameraUnit | None:
         """The reverse of ``start``: nothing of the camera keeps running, and nobody finds it any more

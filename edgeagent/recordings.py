@@ -10,6 +10,10 @@ the agent's stop the recorders stop before the cameras do (``agent stopped``).
 MQTT: ``<base>/cameras/<cam>/recording`` (retained) on every change of a recorder's state and every
 health interval, with the recording alarms in it; ``{"state": "off", "reason": "recording disabled"}``
 for cameras with ``record: false``; the public signing key retained on ``<base>/signing-key``.
+
+Bookmarks: the ONVIF events of a recorded camera and its picture alarms, as they are raised, become marks
+in the recording index (``edgeagent.record.bookmarks``: coalesced, bounded), listed over HTTP and signed
+into exports.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from edgeagent.camera.source import CameraSource
 from edgeagent.health import RecordingHealth, RecordingSummary
 from edgeagent.offload.service import Offloader, start_offload
 from edgeagent.offload.settings import OffloadSection
+from edgeagent.onvif.events import EventSink
 from edgeagent.publish import topics
 from edgeagent.publish.mqtt_bridge import MqttBridge
 from edgeagent.publish.recordings_http import RecordingRoutes, add_routes, bearer_check
-from edgeagent.record.model import GapReason
+from edgeagent.record.bookmarks import Bookmarker
+from edgeagent.record.model import Bookmark, GapReason
 from edgeagent.record.service import RecordingService, RecordingStats
 from edgeagent.record.settings import RecordingSection
 from edgeagent.record.signing import load_or_create_key, public_pem
@@ -70,6 +76,7 @@ class AgentRecordings:
         self.disabled: set[str] = set()  # cameras with record: false
         self._publishing: set[asyncio.Task[None]] = set()
         self.service.on_change(self._changed)
+        self.bookmarks = Bookmarker(self._store_bookmarks)
 
     async def start(self, state_dir: Any) -> None:
         """Open the index (rebuild, repair), load or make the signing key; in threads."""
@@ -82,6 +89,7 @@ class AgentRecordings:
         for task in list(self._publishing):
             task.cancel()
         await asyncio.gather(*self._publishing, return_exceptions=True)
+        await self.bookmarks.close()  # what is being written, before the index closes
         if self.offloader is not None:
             await self.offloader.stop()  # before the index it reads closes
         await self.service.stop()
@@ -110,7 +118,30 @@ class AgentRecordings:
         # Its recordings stay readable over HTTP (until retention deletes them): the video is still evidence.
         self.disabled.discard(name)
         self.stats.pop(name, None)
+        self.bookmarks.forget(name)
         await self.service.remove_camera(name, reason)
+
+    # -- bookmarks --------------------------------------------------------------------------------
+
+    def _store_bookmarks(self, bookmarks: list[Bookmark]) -> None:  # in a thread
+        self.service.index.add_bookmarks(bookmarks)
+
+    def onvif_events(self, unit: CameraUnit) -> EventSink | None:
+        """The sink that makes a recorded camera's ONVIF events bookmarks (None: not recorded)."""
+        link = unit.onvif
+        if link is None or not unit.camera.section.record:
+            return None
+        name = unit.name
+
+        def mark(event: dict[str, Any]) -> None:
+            self.bookmarks.onvif_event(name, event, link.clock_offset_s, link.secrets())
+
+        return mark
+
+    def alarms_changed(self, camera: str, document: dict[str, Any]) -> None:
+        """A camera's alarms document changed (``edgeagent.alarms.Alarms``): picture alarms raised, bookmarks."""
+        if camera not in self.disabled:  # (record: false)
+            self.bookmarks.picture_alarms(camera, document)
 
     # -- publishing -------------------------------------------------------------------------------
 

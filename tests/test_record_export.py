@@ -19,10 +19,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeagent.record.clip import plan_clip
 from edgeagent.record.export import AlteredSegment, write_export
-from edgeagent.record.signing import load_or_create_key, public_pem
+from edgeagent.record.model import Bookmark
+from edgeagent.record.signing import load_or_create_key, public_pem, sign
 from tests.support.recordings import T0, FakeIndex, recorded
 
 ROOT = Path(__file__).resolve().parent.parent
+MARKS = [Bookmark("north", T0 + timedelta(seconds=3), "motion", "onvif", "ONVIF motion: tns1:RuleEngine/Motion"),
+         Bookmark("north", T0 + timedelta(seconds=8.25), "blank", "picture", "picture blank")]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def exported(index: FakeIndex, key: Ed25519PrivateKey, tmp_path_factory: pytest.
     path = tmp_path_factory.mktemp("export") / "export.zip"
     start, end = T0 + timedelta(seconds=2.5), T0 + timedelta(seconds=10)
     with path.open("wb") as file:
-        write_export(plan_clip("north", index.segments_, start, end), file, key, "cabinet-17")
+        write_export(plan_clip("north", index.segments_, start, end), file, key, "cabinet-17", bookmarks=MARKS)
     return path
 
 
@@ -78,7 +81,7 @@ def test_an_untouched_export_verifies_against_the_cabinets_key(exported: Path, p
     assert run.returncode == 0, run.stdout + run.stderr
     [line] = lines(run)
     assert line.startswith("ok: clip.mp4") and "signed by the given public key SHA256:" in line
-    assert "3 source segment(s) in an unbroken hash chain" in line and "camera north" in line
+    assert "3 source segment(s) in an unbroken hash chain, 2 bookmark(s)" in line and "camera north" in line
 
 
 def test_without_a_key_it_says_which_key_signed_and_that_it_was_not_checked(exported: Path) -> None:
@@ -99,6 +102,10 @@ def test_the_manifest_records_times_hashes_and_the_chain(exported: Path, index: 
     assert [s["sha256"] for s in manifest["segments"]] == [s.sha256 for s in index.segments_]
     assert [s["prev_sha256"] for s in manifest["segments"]][1:] == [s.sha256 for s in index.segments_[:-1]]
     assert manifest["segments"][0]["start"] == "2026-12-01T08:00:00.000Z"
+    assert manifest["bookmarks"] == [
+        {"time": "2026-12-01T08:00:03.000Z", "kind": "motion", "source": "onvif",
+         "text": "ONVIF motion: tns1:RuleEngine/Motion"},
+        {"time": "2026-12-01T08:00:08.250Z", "kind": "blank", "source": "picture", "text": "picture blank"}]
 
 
 def test_one_changed_byte_in_the_clip_fails(exported: Path, public_key: Path, tmp_path: Path) -> None:
@@ -131,6 +138,44 @@ def test_a_changed_manifest_fails(exported: Path, public_key: Path, tmp_path: Pa
     assert run.returncode == 1
     assert lines(run) == ["manifest altered: the signature does not match manifest.json (or the signature "
                           "itself was altered)"]
+
+
+@pytest.mark.parametrize("change", ["text", "time", "removed", "added"])
+def test_a_changed_bookmark_fails(exported: Path, public_key: Path, tmp_path: Path, change: str) -> None:
+    """The bookmarks are in the signed manifest: none can be moved, reworded, hidden or slipped in."""
+    with zipfile.ZipFile(exported) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    marks = manifest["bookmarks"]
+    if change == "text":
+        marks[0]["text"] = "nothing happened"
+    elif change == "time":
+        marks[0]["time"] = "2026-12-01T08:00:04.000Z"
+    elif change == "removed":
+        del marks[1]
+    else:
+        marks.append({"time": "2026-12-01T08:00:05.000Z", "kind": "tamper", "source": "onvif", "text": "x"})
+    changed = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+    run = verify(rezip(exported, tmp_path / "b.zip", {"manifest.json": changed}), public_key)
+    assert run.returncode == 1 and lines(run) == ["manifest altered: the signature does not match manifest.json "
+                                                  "(or the signature itself was altered)"]
+
+
+def test_an_export_without_bookmarks_verifies(index: FakeIndex, key: Ed25519PrivateKey, public_key: Path,
+                                               tmp_path: Path) -> None:
+    """One made before bookmarks existed has no such key; one made now with none has an empty list."""
+    path = tmp_path / "plain.zip"
+    with path.open("wb") as file:
+        write_export(plan_clip("north", index.segments_, T0, T0 + timedelta(seconds=2)), file, key, "cabinet-17")
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["bookmarks"] == []
+    run = verify(path, public_key)
+    assert run.returncode == 0 and "0 bookmark(s)" in run.stdout
+    del manifest["bookmarks"]
+    older = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+    resigned = {"manifest.json": older, "manifest.sig": sign(key, older)}
+    run = verify(rezip(path, tmp_path / "old.zip", resigned), public_key)
+    assert run.returncode == 0 and "0 bookmark(s)" in run.stdout, run.stdout
 
 
 def test_a_wrong_key_fails(exported: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import json
 import time
 import zipfile
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
 from edgeagent.publish.recordings_http import RecordingRoutes, RecordingsHttpSettings, add_routes, bearer_check
+from edgeagent.record.model import Bookmark
 from edgeagent.record.signing import load_public_pem, public_pem
 from edgeagent.record.verify import verify_export
 from tests.support.recordings import T0, FakeIndex, chain, encode_segments, recorded
@@ -27,6 +29,10 @@ from tests.support.recordings import T0, FakeIndex, chain, encode_segments, reco
 TOKEN = "recordings-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 START, MIDDLE, END = "2026-12-01T08:00:00Z", "2026-12-01T08:00:05Z", "2026-12-01T08:00:10Z"
+MARKS = [Bookmark("north", T0 + timedelta(seconds=2), "motion", "onvif", "ONVIF motion: tns1:RuleEngine/Motion"),
+         Bookmark("north", T0 + timedelta(seconds=6.5), "blank", "picture", "picture blank"),
+         Bookmark("north", T0 + timedelta(seconds=14), "tamper", "onvif", "ONVIF tamper: tns1:RuleEngine/Tamper"),
+         Bookmark("south", T0 + timedelta(seconds=3), "moved", "picture", "camera view moved")]
 
 
 authorized = bearer_check(SecretStr(TOKEN))
@@ -49,7 +55,7 @@ def key() -> Ed25519PrivateKey:
 
 @pytest.fixture
 async def rig(recorded_index: FakeIndex, key: Ed25519PrivateKey) -> AsyncIterator[tuple[TestClient, RecordingRoutes]]:
-    index = FakeIndex(recorded_index.segments_, recorded_index.gaps_)
+    index = FakeIndex(recorded_index.segments_, recorded_index.gaps_, bookmarks_=list(MARKS))
     routes = RecordingRoutes(index, ["north", "south"], key, "cabinet-17", authorized,
                              RecordingsHttpSettings(max_clip_s=60))
     app = web.Application()
@@ -64,6 +70,7 @@ def q(start: str = START, end: str = END) -> str:
 
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", f"/recordings/north?{q()}"),
+    ("GET", f"/recordings/north/bookmarks?{q()}"),
     ("GET", f"/recordings/north/clip.mp4?{q()}"),
     ("GET", f"/recordings/north/export.zip?{q()}"),
     ("POST", f"/recordings/north/clip-url?{q()}"),
@@ -133,6 +140,8 @@ async def test_an_export_downloads_and_verifies(rig, key: Ed25519PrivateKey, tmp
     assert verdict.problems == [] and "2 source segment(s)" in verdict.ok_line
     manifest = json.loads(await asyncio.to_thread(_read_member, path, "manifest.json"))
     assert manifest["actual"] == {"start": "2026-12-01T08:00:05.000Z", "end": "2026-12-01T08:00:13.000Z"}
+    assert [m["time"] for m in manifest["bookmarks"]] == ["2026-12-01T08:00:06.500Z"]  # those of the actual range
+    assert "1 bookmark(s)" in verdict.ok_line
 
 
 async def test_the_public_key_is_served_as_pem(rig, key: Ed25519PrivateKey) -> None:
@@ -173,6 +182,59 @@ async def test_unknown_cameras_nothing_recorded_and_huge_listings(rig) -> None:
     assert response.status == 404 and await response.text() == "nothing was recorded in this range\n"
     response = await client.get(f"/recordings/north?{q(START, '2026-12-09T08:00:00Z')}", headers=AUTH)
     assert response.status == 413
+
+
+async def test_bookmarks_are_listed_for_a_camera_and_range(rig) -> None:
+    client, _ = rig
+    response = await client.get(f"/recordings/north/bookmarks?{q(START, '2026-12-01T08:01:00Z')}", headers=AUTH)
+    assert response.status == 200
+    assert await response.json() == {
+        "camera": "north", "start": "2026-12-01T08:00:00.000Z", "end": "2026-12-01T08:01:00.000Z", "truncated": False,
+        "bookmarks": [
+            {"time": "2026-12-01T08:00:02.000Z", "kind": "motion", "source": "onvif",
+             "text": "ONVIF motion: tns1:RuleEngine/Motion"},
+            {"time": "2026-12-01T08:00:06.500Z", "kind": "blank", "source": "picture", "text": "picture blank"},
+            {"time": "2026-12-01T08:00:14.000Z", "kind": "tamper", "source": "onvif",
+             "text": "ONVIF tamper: tns1:RuleEngine/Tamper"}]}  # fmt: skip
+    part = await (await client.get(f"/recordings/north/bookmarks?{q(START, '2026-12-01T08:00:02Z')}",
+                                   headers=AUTH)).json()
+    assert part["bookmarks"] == []  # [start, end): one at the end is not in it
+    south = await (await client.get(f"/recordings/south/bookmarks?{q()}", headers=AUTH)).json()
+    assert [m["kind"] for m in south["bookmarks"]] == ["moved"]
+
+
+@pytest.mark.parametrize(("query", "status", "says"), [
+    ("", 400, "start is required"),
+    (f"start={START}", 400, "end is required"),
+    (q("yesterday"), 400, "start is not an RFC 3339 time"),
+    (q("2026-12-01T08:00:00"), 400, "with a time zone"),
+    (q("2026-02-30T08:00:00Z"), 400, "start is not a valid time"),
+    (q("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"), 400, "start is out of range"),
+    (q(START, "2" * 1000), 400, "end is not an RFC 3339"),
+    (q(END, START), 400, "end must be after start"),
+    (q(START, "2026-12-08T08:00:01Z"), 413, "longer than 604800 s"),
+    (q("2000-01-01T00:00:00Z", "2200-01-01T00:00:00Z"), 413, "longer than 604800 s"),
+])
+async def test_bad_or_huge_bookmark_ranges_get_one_line(rig, query: str, status: int, says: str) -> None:
+    client, _ = rig
+    response = await client.get(f"/recordings/north/bookmarks?{query}", headers=AUTH)
+    text = await response.text()
+    assert response.status == status and says in text and text.count("\n") == 1, text
+
+
+async def test_a_listing_of_bookmarks_holds_at_most_1000(rig) -> None:
+    client, routes = rig
+    routes.index.bookmarks_ += [Bookmark("north", T0 + timedelta(seconds=20, milliseconds=i), "motion", "onvif",
+                                         f"m{i}") for i in range(5000)]  # fmt: skip
+    body = await (await client.get(f"/recordings/north/bookmarks?{q(START, '2026-12-08T08:00:00Z')}",
+                                   headers=AUTH)).json()
+    assert len(body["bookmarks"]) == 1000 and body["truncated"] is True
+    assert body["bookmarks"][0]["kind"] == "motion" and body["bookmarks"][-1]["text"] == "m996"  # oldest first
+    again = q(body["bookmarks"][-1]["time"], "2026-12-08T08:00:00Z")
+    rest = await (await client.get(f"/recordings/north/bookmarks?{again}", headers=AUTH)).json()
+    assert rest["bookmarks"][0]["text"] == "m996" and rest["truncated"] is True  # asked again from the last one
+    unknown = await client.get(f"/recordings/west/bookmarks?{q()}", headers=AUTH)
+    assert unknown.status == 404 and await unknown.text() == "unknown camera\n"
 
 
 async def test_locks_are_made_listed_and_removed(rig) -> None:

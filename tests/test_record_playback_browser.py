@@ -20,6 +20,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from edgeagent.publish.recordings_http import RecordingRoutes, add_routes
+from edgeagent.record.model import Bookmark
 from tests.support.browser import browser_available, chromium, picture, presented_frames, wait_until
 from tests.support.recordings import recorded
 
@@ -127,8 +128,10 @@ def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
     """The operator page's files, a one-camera /cameras and the recordings routes: a recording of the last
     minutes with a gap (camera offline), so that it shows on the 24-hour timeline."""
     now = datetime.now(UTC).replace(microsecond=0)
-    index = recorded(tmp_path_factory.mktemp("recent"), count=2, seconds=6, gap_before_last_s=30,
-                     t0=now - timedelta(minutes=5))
+    t0 = now - timedelta(minutes=5)
+    index = recorded(tmp_path_factory.mktemp("recent"), count=2, seconds=6, gap_before_last_s=30, t0=t0)
+    index.bookmarks_ = [Bookmark("north", t0 + timedelta(seconds=3), "motion", "onvif", "ONVIF motion: tns1:Motion"),
+                        Bookmark("north", t0 - timedelta(hours=3), "blank", "picture", "picture blank")]
     seen: list[str] = []
 
     def authorized(request: web.Request) -> bool:
@@ -174,6 +177,19 @@ def test_the_operator_page_shows_the_timeline_plays_exports_and_locks(page_serve
         assert len(spans) == 2 and len(gaps) == 1
         assert gaps[0].get_attribute("title").endswith(": camera offline")  # the reason, on hover
         assert gaps[0].get_attribute("data-reason") == "camera offline"
+
+        # Bookmarks (an ONVIF event, a picture alarm) are ticks with what happened on hover; a click plays
+        # from 5 s before the mark.
+        blank, motion = card.find_elements(By.CSS_SELECTOR, ".timeline-track .bookmark")  # oldest first
+        assert [(m.get_attribute("data-kind"), m.get_attribute("data-source")) for m in (blank, motion)] == [
+            ("blank", "picture"), ("motion", "onvif")]
+        assert motion.rect["x"] > blank.rect["x"] + 20  # drawn where they happened: 3 h apart
+        assert motion.get_attribute("title").endswith(": ONVIF motion: tns1:Motion") and motion.is_displayed()
+        assert "2 bookmark(s)" in card.find_element(By.CSS_SELECTOR, ".timeline").get_attribute("aria-valuetext")
+        lead = (routes.index.bookmarks_[0].at - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        ActionChains(driver).move_to_element(motion).click().perform()
+        wait_until(lambda: any(p.startswith(f"/recordings/north/clip-url?start={lead}") for p in seen), 10,
+                   f"the clip from before the bookmark (asked: {[p for p in seen if 'clip-url' in p]})")
 
         # Click where the first span is drawn (its left edge; offsets count from the centre): the clip
         # plays from the first recorded moment after it.

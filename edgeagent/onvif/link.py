@@ -76,6 +76,10 @@ class OnvifLink:
         host = f"[{host}]" if ":" in host else host
         return with_user(f"rtsp://{host}/", self.section.username)
 
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be repeated from the device's replies (it may echo it): our password to it."""
+        return (self._password,) if self._password else ()
+
     @property
     def timeout_s(self) -> float:
         return self.section.timeout_s

@@ -1,4 +1,4 @@
-"""HTTP routes for recordings: what was recorded, clips, signed exports, locks, the signing key.
+"""HTTP routes for recordings: what was recorded, bookmarks, clips, signed exports, locks, the signing key.
 
 Every route checks the bearer token itself (``authorized``, the HTTP server's check) as well as behind
 the server's middleware, except ``/recordings-signed/...``: those URLs carry a short-lived signature instead
@@ -24,10 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from edgeagent.http_body import read_bounded
 from edgeagent.publish.signed_urls import SignedUrls
 from edgeagent.publish.thread_stream import StreamCounts, one_line, stream_from_thread
+from edgeagent.record.bookmark_table import MAX_BOOKMARKS
+from edgeagent.record.bookmarks import bookmark_json
 from edgeagent.record.clip import ClipError, ClipPlan, ClipSettings, plan_clip, write_clip
 from edgeagent.record.export import write_export
 from edgeagent.record.growing import readable, with_growing
-from edgeagent.record.model import Gap, Lock, Segment
+from edgeagent.record.model import Bookmark, Gap, Lock, Segment
 from edgeagent.record.signing import public_pem
 from edgeagent.record.times import TimeRangeError, parse_range, rfc3339
 
@@ -60,6 +62,7 @@ class Index(Protocol):
     def add_lock(self, camera: str, start: datetime, end: datetime, reason: str) -> Lock: ...
     def locks(self, camera: str) -> list[Lock]: ...
     def remove_lock(self, lock_id: str) -> Any: ...
+    def bookmarks(self, camera: str, start: datetime, end: datetime, limit: int) -> list[Bookmark]: ...
 
 
 class ExportKeeper(Protocol):
@@ -172,6 +175,15 @@ class RecordingRoutes:
                                 for s in readable(closed, growing, start, end)]  # fmt: skip
         return web.json_response(body)
 
+    async def list_bookmarks(self, request: web.Request) -> web.Response:
+        """At most MAX_BOOKMARKS, oldest first; ``truncated`` says there are more (ask again from the last)."""
+        camera = self._camera(request)
+        start, end = parse_range(request.query.get("start"), request.query.get("end"), self.settings.max_list_s)
+        found = await asyncio.to_thread(self.index.bookmarks, camera, start, end, MAX_BOOKMARKS + 1)
+        return web.json_response({"camera": camera, "start": rfc3339(start), "end": rfc3339(end),
+                                  "bookmarks": [bookmark_json(b) for b in found[:MAX_BOOKMARKS]],
+                                  "truncated": len(found) > MAX_BOOKMARKS})  # fmt: skip
+
     async def _plan(self, camera: str, start: datetime, end: datetime) -> ClipPlan:
         growing = self.growing(camera)  # before the index: see edgeagent.record.growing
         # Segments begin on a keyframe: the one overlapping ``start`` holds the keyframe at or before it.
@@ -186,12 +198,15 @@ class RecordingRoutes:
         if (end - start).total_seconds() > self.settings.max_clip_s:
             raise Refused(f"a clip may be at most {self.settings.max_clip_s:g} s long", status=413)
         plan = await self._plan(camera, start, end)
+        marks = (await asyncio.to_thread(self.index.bookmarks, camera, plan.start, plan.end, MAX_BOOKMARKS)
+                 if export else [])  # an export signs the range's bookmarks into its manifest
         if self.streams >= self.settings.max_concurrent_clips:
             return web.Response(status=503, text="too many clips being cut; try again shortly\n",
                                 headers={"Retry-After": "5"})
         stamp = plan.start.strftime("%Y%m%dT%H%M%SZ")
         if export:
-            job: Callable[[Any], object] = partial(write_export, plan, key=self.key, agent_id=self.agent_id)
+            job: Callable[[Any], object] = partial(write_export, plan, key=self.key, agent_id=self.agent_id,
+                                                   bookmarks=marks)
             if self.exports is not None:  # also kept, once, for object storage
                 job = self.exports.wrap(export_name(self.agent_id, plan), job, plan.expected_bytes())
             headers = {"Content-Type": "application/zip",
@@ -283,6 +298,7 @@ def add_routes(app: web.Application, routes: RecordingRoutes) -> None:
     app.router.add_get("/signing-key", bind(RecordingRoutes.signing_key))
     app.router.add_delete("/recordings/locks/{lock_id}", bind(RecordingRoutes.remove_lock))
     app.router.add_get("/recordings/{camera}", bind(RecordingRoutes.listing))
+    app.router.add_get("/recordings/{camera}/bookmarks", bind(RecordingRoutes.list_bookmarks))
     app.router.add_get("/recordings/{camera}/clip.mp4", bind(RecordingRoutes.clip))
     app.router.add_get("/recordings/{camera}/export.zip", bind(RecordingRoutes.export))
     app.router.add_post("/recordings/{camera}/clip-url",

@@ -2,10 +2,11 @@
 
 ``export.zip`` holds, in this order: ``clip.mp4`` (stored, not compressed), ``manifest.json`` (agent,
 camera, requested and actual times, the clip's size and SHA-256, and every source segment with its own
-SHA-256 and its link ``prev_sha256`` in the camera's hash chain), ``manifest.sig`` (base64 Ed25519
-signature over the exact bytes of ``manifest.json``) and ``public-key.pem`` (the signer's public key, for
-convenience only: an auditor checks against the key the cabinet publishes). The zip is written in one
-pass to an unseekable sink, so it streams to the client while the clip is cut.
+SHA-256 and its link ``prev_sha256`` in the camera's hash chain; and the range's bookmarks, at most
+1,000), ``manifest.sig`` (base64 Ed25519 signature over the exact bytes of ``manifest.json``) and
+``public-key.pem`` (the signer's public key, for convenience only: an auditor checks against the key the
+cabinet publishes). The zip is written in one pass to an unseekable sink, so it streams to the client
+while the clip is cut.
 
 Before signing, every source segment is hashed again and compared with the index: the cabinet never
 signs video it cannot vouch for (a mismatch ends the zip before its manifest). Blocking: run in a thread.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,10 +25,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeagent import __version__
+from edgeagent.record.bookmarks import bookmark_json
 from edgeagent.record.clip import ClipError, ClipPlan, Sink, write_clip
 from edgeagent.record.growing import segment_sha256
 from edgeagent.record.layout import CLIP_NAME, FORMAT, MANIFEST_NAME, PUBLIC_KEY_NAME, SIGNATURE_NAME
-from edgeagent.record.model import Segment
+from edgeagent.record.model import Bookmark, Segment
 from edgeagent.record.signing import fingerprint, public_pem, sign
 from edgeagent.record.times import rfc3339
 
@@ -79,19 +82,19 @@ class Export:
 
 
 def write_export(plan: ClipPlan, sink: Sink, key: Ed25519PrivateKey, agent_id: str,
-                 created: datetime | None = None) -> Export:
+                 created: datetime | None = None, bookmarks: Sequence[Bookmark] = ()) -> Export:
     # The source segments are hashed again on a second thread while the clip is cut (hashlib releases the
     # GIL); the manifest is signed only once they all matched, else the zip ends unsigned and broken off.
     with ThreadPoolExecutor(1, thread_name_prefix="export-hash") as pool:
         checked = pool.submit(check_segments, plan)
         try:
-            return _write_zip(plan, sink, key, agent_id, created, checked)
+            return _write_zip(plan, sink, key, agent_id, created, checked, bookmarks)
         finally:
             checked.cancel()
 
 
 def _write_zip(plan: ClipPlan, sink: Sink, key: Ed25519PrivateKey, agent_id: str, created: datetime | None,
-               checked: Future[None]) -> Export:
+               checked: Future[None], bookmarks: Sequence[Bookmark]) -> Export:
     moment = created or datetime.now(UTC)
     clip_info = zipfile.ZipInfo(CLIP_NAME, date_time=moment.timetuple()[:6])
     with zipfile.ZipFile(_ZipSink(sink), "w", compression=zipfile.ZIP_STORED) as archive:
@@ -107,6 +110,7 @@ def _write_zip(plan: ClipPlan, sink: Sink, key: Ed25519PrivateKey, agent_id: str
             "actual": {"start": rfc3339(plan.start), "end": rfc3339(plan.end)},
             "clip": {"name": CLIP_NAME, "bytes": clip.bytes, "sha256": clip.sha256, "frames": clip.frames},
             "segments": [segment_record(s) for s in plan.segments],
+            "bookmarks": [bookmark_json(b) for b in bookmarks],
             "signing_key": fingerprint(key.public_key()),
         }
         checked.result()  # raises AlteredSegment before anything is signed

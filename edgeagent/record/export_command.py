@@ -59,13 +59,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             plan = plan_clip(args.camera, index.segments(args.camera, start, end), start, end,
                              ClipSettings(max_seconds=args.max_seconds))
+            marks = index.bookmarks(args.camera, plan.start, plan.end)  # signed into the manifest
         finally:
             index.close()
         output = Path(args.output or f"{config.agent.id}-{args.camera}-{plan.start:%Y%m%dT%H%M%SZ}.zip")
         partial = output.with_name(output.name + ".partial")
         try:
             with partial.open("wb") as file:
-                result = write_export(plan, file, key, config.agent.id)
+                result = write_export(plan, file, key, config.agent.id, bookmarks=marks)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(partial, output)

@@ -15,17 +15,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edgeagent.record.bookmark_table import BookmarkTable
 from edgeagent.record.gapjournal import JOURNAL_NAME, GapJournal, GapRow, replay
 from edgeagent.record.growing import join_spans
 from edgeagent.record.lockcopy import LOCK_COLUMNS, read_copy, write_copy
 from edgeagent.record.model import Gap, GapReason, Lock, Segment
-from edgeagent.record.schema import OFFLOAD_SCHEMA, SCHEMA, from_us, now_utc, to_us
-from edgeagent.record.sqlite_store import SqliteStore
+from edgeagent.record.schema import OFFLOAD_SCHEMA, SCHEMA, from_us, migrate, now_utc, to_us
 
 __all__ = ["OFFLOAD_SCHEMA", "RecordingIndex", "from_us", "now_utc", "to_us"]
 
 
-class RecordingIndex(SqliteStore):
+class RecordingIndex(BookmarkTable):  # a SqliteStore, with the bookmarks (lost with the file: not in segments)
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +35,7 @@ class RecordingIndex(SqliteStore):
         # index can always be rebuilt from the segments. Fewer syncs, less flash wear.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA + OFFLOAD_SCHEMA)
+        migrate(self._db)  # the tables added since (bookmarks); an existing database keeps every row
         # The gaps' reasons also go to a journal beside the segments: a lost database keeps them.
         self.gap_journal = GapJournal(self.path.parent / JOURNAL_NAME, self._gap_rows)
         self.gap_journal.seed()

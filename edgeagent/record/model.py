@@ -1,4 +1,4 @@
-"""The records every part of recording shares: a segment on disk, a gap with its reason, a lock."""
+"""The records every part of recording shares: a segment on disk, a gap with its reason, a lock, a bookmark."""
 
 from __future__ import annotations
 
@@ -58,3 +58,15 @@ class Lock:
     end: datetime
     reason: str
     created: datetime
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """A mark on a camera's recording timeline: an ONVIF event (motion, tamper) or a picture alarm the agent
+    raised (frozen, blank, blurred, moved). ``text`` is short and bounded (``edgeagent.record.bookmarks``)."""
+
+    camera: str
+    at: datetime
+    kind: str
+    source: str  # "onvif" or "picture"
+    text: str

@@ -1,4 +1,5 @@
 """Retention: oldest video goes first, by age, by total size and by free space; locked video never goes.
+Bookmarks older than a camera's oldest kept video go with it.
 
 One ``Retention`` serves every recorder of a recording directory. ``check()`` runs every few seconds in its
 own thread and before each new segment (in the writer thread that wants one); it is serialised by a lock.
@@ -103,6 +104,7 @@ class Retention:
             free, total = self.disk()
         if self.deleted != deleted_before:
             self.index.delete_gaps_before(cutoff)
+            self.index.delete_bookmarks_before_video(cutoff)  # a mark with no video left to show
         short = free < need_free
         self.held_for_offload = self.index.offload_pending_bytes() if short else 0
         if short and not self.short:

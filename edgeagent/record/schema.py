@@ -3,6 +3,7 @@ so a segment's start survives exactly."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 
 SCHEMA = """
@@ -60,6 +61,32 @@ CREATE TABLE IF NOT EXISTS offload_queue (
 );
 CREATE INDEX IF NOT EXISTS offload_queue_pending ON offload_queue (done_us, next_us);
 """
+
+# The schema's version, in SQLite's ``user_version``. 0 is a database made before versions were kept (the
+# tables above, as version 1 had them). Every change is additive (CREATE ... IF NOT EXISTS), so an older
+# agent still opens a newer database, and ``migrate`` only ever raises the number.
+SCHEMA_VERSION = 2
+# Version 2: marks on the recording timeline (edgeagent.record.bookmark_table owns the rows).
+BOOKMARKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bookmarks (
+    id INTEGER PRIMARY KEY,
+    camera TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bookmarks_camera_at ON bookmarks (camera, at_us);
+"""
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring a database (fresh, version 0 or 1) up to ``SCHEMA_VERSION``; returns the version it had."""
+    found = int(db.execute("PRAGMA user_version").fetchone()[0])
+    db.executescript(BOOKMARKS_SCHEMA)  # additive (IF NOT EXISTS): right whatever version a database says
+    if found < SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return found
 
 
 def to_us(moment: datetime) -> int:

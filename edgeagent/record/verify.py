@@ -1,9 +1,10 @@
 """Check an export offline: ``edgeagent verify EXPORT.zip [--public-key FILE]``.
 
 Needs nothing of the agent: the zip, and ideally the cabinet's public key (``GET /signing-key``). It checks
-the signature over ``manifest.json``, the clip's size and SHA-256 against the manifest, and the hash chain
-of the source segments the manifest lists. The zip is hostile until proven otherwise: only the four known
-names, bounded sizes read with a bound, nothing extracted to disk.
+the signature over ``manifest.json`` (which covers the bookmarks it lists), the clip's size and SHA-256
+against the manifest, and the hash chain of the source segments the manifest lists. The zip is hostile
+until proven otherwise: only the four known names, bounded sizes read with a bound, nothing extracted to
+disk.
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ class _Segment(_Strict):
     prev_sha256: str | None
 
 
+class _Bookmark(_Strict):
+    time: str
+    kind: str
+    source: str
+    text: str
+
+
 class Manifest(_Strict):
     format: str
     agent: str
@@ -74,6 +82,7 @@ class Manifest(_Strict):
     clip: _Clip
     segments: list[_Segment]
     signing_key: str
+    bookmarks: list[_Bookmark] = []  # ONVIF events and picture alarms of the range (absent from older exports)
 
 
 @dataclass
@@ -235,7 +244,8 @@ def verify_export(path: Path, public_key: bytes | None = None) -> Verdict:
         verdict.ok_line = (
             f"ok: {CLIP_NAME} ({size} bytes, SHA-256 {digest[:16]}...) matches the manifest, {key_phrase}; "
             f"camera {manifest.camera} of agent {manifest.agent}, {manifest.actual.start} to {manifest.actual.end}, "
-            f"{len(manifest.segments)} source segment(s) in an unbroken hash chain")
+            f"{len(manifest.segments)} source segment(s) in an unbroken hash chain, "
+            f"{len(manifest.bookmarks)} bookmark(s)")
     return verdict
 
 

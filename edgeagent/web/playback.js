@@ -1,5 +1,6 @@
 // Playback of recordings on the operator page: per camera a timeline of the last 24 h (recorded spans,
-// gaps with their reason on hover), click to play from that moment, export or lock the range shown.
+// gaps with their reason on hover, bookmarks: ONVIF events and picture alarms), click to play from that
+// moment (a bookmark: from a little before it), export or lock the range shown.
 // The <video> cannot send the bearer token, so it plays a short-lived signed URL the agent hands out
 // (POST .../clip-url); the long-lived token never goes into a URL. Uses app.js's `api`, `$`, `signOut`.
 'use strict';
@@ -8,6 +9,7 @@ const TIMELINE_MS = 24 * 3600 * 1000;
 const CLIP_MS = 10 * 60 * 1000;           // a click plays this much from the moment clicked
 const TIMELINE_REFRESH_MS = 30000;
 const KEY_STEP_MS = 5 * 60 * 1000;
+const BOOKMARK_LEAD_MS = 5000;            // a click on a bookmark plays from this much before it
 
 function iso(ms) { return new Date(ms).toISOString(); }
 
@@ -88,12 +90,20 @@ class Playback {
     this.loading = true;
     const end = Date.now();
     const start = end - TIMELINE_MS;
+    const base = `/recordings/${encodeURIComponent(this.card.name)}`;
+    const range = `start=${iso(start)}&end=${iso(end)}`;
     try {
-      const body = await api.get(`/recordings/${encodeURIComponent(this.card.name)}?start=${iso(start)}&end=${iso(end)}`
-                                   + '&segments=no');
+      // Bookmarks are marks on top: the timeline still shows when they cannot be had.
+      const [body, marks] = await Promise.all([
+        api.get(`${base}?${range}&segments=no`),
+        api.get(`${base}/bookmarks?${range}`).catch((error) => {
+          if (error instanceof Unauthorized) throw error;
+          return {bookmarks: [], truncated: false};
+        }),
+      ]);
       this.windowStart = start;
       this.windowEnd = end;
-      this.render(body);
+      this.render(body, marks);
     } catch (error) {
       if (error instanceof Unauthorized) { signOut('The token was not accepted.'); return; }
       this.say(`Recordings unavailable: ${error.message}`, 'bad');
@@ -112,7 +122,7 @@ class Playback {
     element.style.width = `${Math.max(0.15, this.position(endMs) - left)}%`;
   }
 
-  render(body) {
+  render(body, marks = {bookmarks: [], truncated: false}) {
     this.spans = body.spans.map((s) => [Date.parse(s.start), Date.parse(s.end)]);
     const parts = [];
     for (const [index, [start, end]] of this.spans.entries()) {
@@ -134,6 +144,17 @@ class Playback {
       this.place(element, start, end);
       parts.push(element);
     }
+    for (const mark of marks.bookmarks) {
+      const at = Date.parse(mark.time);
+      const element = document.createElement('div');
+      element.className = 'bookmark';
+      element.dataset.kind = mark.kind;
+      element.dataset.source = mark.source;
+      element.dataset.at = String(at);
+      element.title = `${dayClock(at)}: ${mark.text}`;
+      element.style.left = `${this.position(at)}%`;
+      parts.push(element);
+    }
     this.track.replaceChildren(...parts);
     const ticks = [];
     for (let hours = 0; hours <= 24; hours += 6) {
@@ -145,8 +166,10 @@ class Playback {
     }
     this.axis.replaceChildren(...ticks);
     const recorded = this.spans.reduce((sum, [a, b]) => sum + (b - a), 0);
+    const more = marks.truncated ? ' (the first shown)' : '';
     this.timeline.setAttribute('aria-valuetext', `${this.spans.length} recorded span(s), ${body.gaps.length} gap(s), `
-                                                 + `${(recorded / 3600000).toFixed(1)} h recorded`);
+                                                 + `${(recorded / 3600000).toFixed(1)} h recorded, `
+                                                 + `${marks.bookmarks.length} bookmark(s)${more}`);
     if (!this.range) {
       this.say(this.spans.length ? 'Click the timeline to play from that moment.'
                                  : 'Nothing recorded in the last 24 hours.');
@@ -156,6 +179,8 @@ class Playback {
 
   clicked(event) {
     if (!this.windowStart) return;
+    const mark = event.target.closest('.bookmark');
+    if (mark) { this.play(Number(mark.dataset.at) - BOOKMARK_LEAD_MS); return; }
     const box = this.timeline.getBoundingClientRect();
     const perPixel = TIMELINE_MS / box.width;
     let ms = this.windowStart + (event.clientX - box.left) * perPixel;

@@ -46,6 +46,8 @@ class StandIn:
     stream_uri: str = "rtsp://127.0.0.1:1/standin"  # what GetStreamUri answers
     events: bool = False  # offers PullPoint (GetCapabilities lists an Events service)
     queued: list[tuple[str, str]] = field(default_factory=list)  # (topic, state) for the next pull
+    event_time: str = "2026-12-01T10:00:00Z"  # the UtcTime of every event sent (the camera's clock)
+    delivered: int = 0  # events sent in PullMessages replies
     subscriptions: set[str] = field(default_factory=set)
     subscribed: int = 0
     renewed: int = 0
@@ -161,9 +163,10 @@ class StandIn:
             return '<wsnt:RenewResponse xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2"/>'
         if action == "PullMessages":
             queued, self.queued = self.queued, []
+            self.delivered += len(queued)
             messages = "".join(
                 '<wsnt:NotificationMessage><wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/'
-                f'ConcreteSet">{topic}</wsnt:Topic><wsnt:Message><tt:Message UtcTime="2026-12-01T10:00:00Z"'
+                f'ConcreteSet">{topic}</wsnt:Topic><wsnt:Message><tt:Message UtcTime="{self.event_time}"'
                 ' PropertyOperation="Changed"><tt:Source><tt:SimpleItem Name="Source" Value="1"/></tt:Source>'
                 f'<tt:Data><tt:SimpleItem Name="State" Value="{state}"/></tt:Data></tt:Message></wsnt:Message>'
                 "</wsnt:NotificationMessage>"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from edgeagent.record.model import Gap, GapReason, Lock, Segment
+from edgeagent.record.model import Bookmark, Gap, GapReason, Lock, Segment
 
 T0 = datetime(2026, 12, 1, 8, 0, 0, tzinfo=UTC)
 FPS = 25
@@ -56,6 +56,7 @@ class FakeIndex:
     segments_: list[Segment] = field(default_factory=list)
     gaps_: list[Gap] = field(default_factory=list)
     locks_: dict[str, Lock] = field(default_factory=dict)
+    bookmarks_: list[Bookmark] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def segments(self, camera: str, start: datetime, end: datetime) -> list[Segment]:
@@ -85,6 +86,10 @@ class FakeIndex:
 
     def remove_lock(self, lock_id: str) -> bool:
         return self.locks_.pop(lock_id, None) is not None
+
+    def bookmarks(self, camera: str, start: datetime, end: datetime, limit: int = 1000) -> list[Bookmark]:
+        found = sorted((b for b in self.bookmarks_ if b.camera == camera and start <= b.at < end), key=lambda b: b.at)
+        return found[:limit]
 
 
 def recorded(directory: Path, camera: str = "north", count: int = 3, seconds: int = 10,
