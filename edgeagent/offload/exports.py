@@ -30,6 +30,7 @@ from typing import Any
 
 from edgeagent.offload.queue import OffloadQueue
 from edgeagent.offload.settings import MIB
+from edgeagent.record.durable import sync_dir
 from edgeagent.record.writer import file_sha256
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ class ExportSpool:
                     copy.discard()
                     return
                 os.replace(copy.partial, copy.final)
-                _sync_dir(self.dir)
+                sync_dir(self.dir)
                 self.queue.enqueue_file(copy.final, self.key_for(name), copy.bytes, copy.sha256.hexdigest())
             except (OSError, sqlite3.Error) as exc:
                 # A whole copy that was renamed but not queued is queued by ``recover`` at the next start.
@@ -262,11 +263,3 @@ def _zip_bytes(directory: Path) -> int:
         except FileNotFoundError:
             pass
     return total
-
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeagent.config_base import NAME_PATTERN
+from edgeagent.record.durable import sync_dir
 from edgeagent.record.model import GapReason
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ class GapJournal:
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, self.path)
-            _sync_dir(self.path.parent)
+            sync_dir(self.path.parent)
         except (OSError, sqlite3.Error) as exc:
             self._whole = False
             temporary.unlink(missing_ok=True)
@@ -233,12 +234,4 @@ def _append_line(path: Path, line: bytes) -> None:
     finally:
         os.close(fd)
     if not size:
-        _sync_dir(path.parent)  # the file is new: its name must survive a power cut too
-
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        sync_dir(path.parent)  # the file is new: its name must survive a power cut too
