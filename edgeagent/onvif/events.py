@@ -32,8 +32,41 @@ BACKOFF_MAX_S = 60.0
 NO_EVENTS_RECHECK_S = 600.0
 KINDS = ("motion", "tamper", "scenechange")  # the events worth an operator's attention
 MAX_MESSAGES = 32
+# A device that answers every pull at once, or with a flood, is held to these: a pull starts at most every
+# MIN_PULL_INTERVAL_S, and at most EVENTS_PER_S events a second (bursts of MAX_MESSAGES) go on to MQTT and
+# the bookmarks; the rest are counted as dropped. A real camera sends a handful a minute.
+MIN_PULL_INTERVAL_S = 0.5
+EVENTS_PER_S = 4.0
+MAX_TOPIC_CHARS = 256
+MAX_VALUE_CHARS = 64
+DROPPED_LOG_EVERY_S = 60.0
 
 EventSink = Callable[[dict[str, Any]], None]
+
+
+class EventBudget:
+    """A token bucket: ``allow()`` is False once a camera sends faster than ``rate`` for longer than its burst."""
+
+    def __init__(self, rate: float = EVENTS_PER_S, burst: int = MAX_MESSAGES,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.rate = rate
+        self.burst = float(burst)
+        self.clock = clock
+        self.tokens = float(burst)
+        self.at = clock()
+
+    def allow(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+def _cut(value: Any, limit: int) -> Any:
+    return value[:limit] if isinstance(value, str) else value
 
 
 def _addressing(action: str, to: str) -> str:
@@ -63,20 +96,26 @@ def parse_events(root: soap.etree._Element) -> list[dict[str, Any]]:
             if value is not None:
                 state = {"true": True, "false": False}.get(value.strip().lower(), value.strip())
                 break
-        events.append({"time": when, "topic": topic, "state": state})
+        events.append({"time": _cut(when, MAX_VALUE_CHARS), "topic": topic[:MAX_TOPIC_CHARS],
+                       "state": _cut(state, MAX_VALUE_CHARS)})  # fmt: skip
     return events
 
 
 class EventPuller:
     def __init__(self, link: OnvifLink, sink: EventSink, renew_every_s: float = RENEW_EVERY_S,
-                 pull_wait_s: float = PULL_WAIT_S) -> None:  # fmt: skip
+                 pull_wait_s: float = PULL_WAIT_S, budget: EventBudget | None = None,
+                 min_pull_interval_s: float = MIN_PULL_INTERVAL_S) -> None:  # fmt: skip
         self.link = link
         self.sink = sink
         self.renew_every_s = renew_every_s
         self.pull_wait_s = pull_wait_s
+        self.budget = budget or EventBudget()
+        self.min_pull_interval_s = min_pull_interval_s
         self.subscriptions = 0
         self.renewals = 0
         self.events = 0
+        self.dropped = 0
+        self._dropped_logged_at: float | None = None
 
     async def _send(self, url: str, action: str, body: str, wait_s: float = 0.0) -> soap.etree._Element:
         device = await self.link.connected()
@@ -111,7 +150,18 @@ class EventPuller:
         root = await self._send(url, action, body, wait_s=self.pull_wait_s)
         for event in parse_events(root)[:MAX_MESSAGES]:
             self.events += 1
-            self.sink(event)
+            if self.budget.allow():
+                self.sink(event)
+            else:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        now = time.monotonic()
+        if self._dropped_logged_at is None or now - self._dropped_logged_at >= DROPPED_LOG_EVERY_S:
+            self._dropped_logged_at = now
+            log.warning("camera %s: onvif events: more than %g a second; %d dropped so far",
+                        self.link.camera, self.budget.rate, self.dropped)  # fmt: skip
 
     async def _renew(self, url: str) -> None:
         body = (
@@ -132,7 +182,11 @@ class EventPuller:
         renew_at = time.monotonic() + self.renew_every_s
         try:
             while True:
+                started = time.monotonic()
                 await self._pull(url)
+                # A device that answers at once (it should hold the pull up to its timeout) is not pulled
+                # in a tight loop.
+                await asyncio.sleep(max(0.0, started + self.min_pull_interval_s - time.monotonic()))
                 if time.monotonic() >= renew_at:
                     await self._renew(url)
                     renew_at = time.monotonic() + self.renew_every_s
