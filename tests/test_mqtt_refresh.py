@@ -146,3 +146,14 @@ def test_refresh_and_snapshot_retain_defaults_and_limits() -> None:
     assert mqtt_section(refresh_s=0).refresh_s == 0
     assert mqtt_section(refresh_s=5).refresh_s == 5
     assert mqtt_section(refresh_s=86400, snapshot_retain=False).snapshot_retain is False
+
+
+def test_spread_starts_each_agent_at_a_stable_broker_and_the_fleet_covers_every_node() -> None:
+    hosts = {"host": None, "hosts": ["a.example:8883", "b.example:8883", "c.example:8883"]}
+    assert MqttPublisher(mqtt_section(**hosts), None, "cabinet-17")._broker_index == 0  # not spread: the first
+    spread = mqtt_section(**hosts, spread=True)
+    starts = [MqttPublisher(spread, None, f"cabinet-{n}")._broker_index for n in range(300)]
+    assert starts == [mqtt_timing.first_broker(f"cabinet-{n}", 3, True) for n in range(300)]  # same every time
+    counts = [starts.count(index) for index in range(3)]
+    assert min(counts) >= 70, counts  # 300 cabinets over 3 nodes: about 100 each, none left empty
+    assert mqtt_timing.first_broker("cabinet-17", 1, True) == 0

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from edgeagent.config import MqttSection
 from edgeagent.health import MqttHealth
 from edgeagent.publish.command_limits import MAX_TOPIC_CHARS
-from edgeagent.publish.mqtt_timing import RefreshPlan, reconnect_delay
+from edgeagent.publish.mqtt_timing import RefreshPlan, first_broker, reconnect_delay
 from edgeagent.publish.topics import AVAILABILITY, TOPIC_LOG_CHARS
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class MqttPublisher:
         self._commands_handled = 0
         self.commands_dropped = 0
         self.brokers = section.brokers
-        self._broker_index = 0  # the broker connected to, or being tried
+        self._broker_index = first_broker(agent_id, len(self.brokers), section.spread)  # connected to, or tried
         self.broker: str | None = None  # "host:port" while connected
         self._last_broker: str | None = None
         self.failovers = 0  # connections to another broker than the one before

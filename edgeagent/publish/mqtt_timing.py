@@ -13,12 +13,22 @@ after a failover, the moment such a loss happens.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 2.0
 FAILOVER_SETTLE_S = 10.0
+
+
+def first_broker(agent_id: str, brokers: int, spread: bool) -> int:
+    """Where an agent starts in its broker list: the first, or (``mqtt.spread``) one picked by a stable hash of
+    its id, so that a fleet whose cabinets all list the nodes in the same order does not sit on one node."""
+    if not spread or brokers < 2:
+        return 0
+    digest = hashlib.sha256(agent_id.encode()).digest()  # not hash(): Python salts it per process
+    return int.from_bytes(digest[:8], "big") % brokers
 
 
 def reconnect_delay(rng: random.Random) -> float:

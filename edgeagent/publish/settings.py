@@ -60,6 +60,13 @@ class MqttSection(Strict):
         default=True,
         description="retain snapshots (late subscribers get the last one); false: live only, qos 0 (e.g. on NATS)",
     )
+    spread: bool = Field(
+        default=False,
+        description=(
+            "with hosts: start at the broker a hash of agent.id picks (the same one every time), so a fleet "
+            "spreads over the cluster's nodes; false: the first listed is preferred"
+        ),
+    )
     _password: SecretStr | None = PrivateAttr(None)
 
     @field_validator("host")
