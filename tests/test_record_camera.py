@@ -6,8 +6,8 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from edgeagent.record.index import RecordingIndex
-from edgeagent.record.model import GapReason
+from edgeagent.record.index import RecordingIndex, now_utc
+from edgeagent.record.model import Bookmark, GapReason
 from edgeagent.record.repair import reindex
 from edgeagent.record.service import INDEX_NAME
 from tests.support.recording import OffLoop, Recording, blocking, ffmpeg_errors, frame_times, probe, until
@@ -85,7 +85,7 @@ async def test_h265_recording_plays_and_is_tagged_hvc1(camera_factory, tmp_path:
     assert abs(len(times) - round((segment.end - segment.start).total_seconds() * FPS)) <= 1
 
 
-async def test_deleted_database_is_rebuilt_by_reindex_with_the_same_spans_chain_and_gap_reasons(
+async def test_deleted_database_is_rebuilt_by_reindex_with_the_same_spans_chain_gap_reasons_and_bookmarks(
     camera_factory, tmp_path: Path
 ) -> None:
     camera = camera_factory(width=320, height=180, fps=FPS, gop_s=1.0)
@@ -97,6 +97,11 @@ async def test_deleted_database_is_rebuilt_by_reindex_with_the_same_spans_chain_
         camera.start()
         await until(lambda: len(rec.index.spans("north")) == 2, 40, "recording again after the gap")
         lock = rec.index.add_lock("north", rec.index.spans("north")[0][0], rec.index.spans("north")[0][1], "incident")
+        first = rec.index.spans("north")[0][0]
+        rec.index.add_bookmarks([Bookmark("north", first + timedelta(seconds=1), "motion", "onvif", "ONVIF motion: x"),
+                                 Bookmark("north", first + timedelta(seconds=2), "blank", "picture", "picture blank")])
+    marks = rec.index.bookmarks("north", first, now_utc())
+    assert len(marks) == 2
     before_spans = rec.index.spans("north")
     before = [(s.path, s.start, s.end, s.sha256, s.prev_sha256) for s in rec.index.segments("north")]
     gaps = rec.index.gaps("north")  # the one the stop opened goes on (it ends "now")
@@ -107,7 +112,10 @@ async def test_deleted_database_is_rebuilt_by_reindex_with_the_same_spans_chain_
             path.unlink()
     index = OffLoop(blocking(RecordingIndex, root / INDEX_NAME))
     assert index.segments("north") == [] and index.gaps("north") == []
-    assert blocking(reindex, index.target, root) == len(before)
+    assert index.bookmarks("north", first, now_utc()) == []
+    done = blocking(reindex, index.target, root)
+    assert (done.segments, done.gaps, done.bookmarks) == (len(before), 2, 2)
+    assert index.bookmarks("north", first, now_utc()) == marks  # the bookmarks too, identical
     assert index.spans("north") == before_spans
     assert [(s.path, s.start, s.end, s.sha256, s.prev_sha256) for s in index.segments("north")] == before
     assert [lk.id for lk in index.locks("north")] == [lock.id]  # locks survive the lost database

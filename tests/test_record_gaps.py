@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from edgeagent.record import gapjournal
-from edgeagent.record.gapjournal import JOURNAL_NAME, MAX_WARNINGS, REWRITE_MIN_BYTES
+from edgeagent.record import journal as journals
+from edgeagent.record.gapjournal import JOURNAL_NAME
 from edgeagent.record.index import RecordingIndex, to_us
+from edgeagent.record.journal import MAX_WARNINGS, REWRITE_MIN_BYTES
 from edgeagent.record.model import GapReason
 from edgeagent.record.repair import reindex
 from tests.test_record_logic import T0
@@ -95,7 +96,7 @@ def test_a_torn_last_line_is_ignored_and_the_next_gap_starts_a_line_of_its_own(
     index.close()
     with open(tmp_path / JOURNAL_NAME, "ab") as file:
         file.write(b'{"camera":"north","start_us":1')  # a crash mid-append
-    caplog.set_level(logging.INFO, "edgeagent.record.gapjournal")
+    caplog.set_level(logging.INFO, "edgeagent.record.journal")
     index = reindexed(tmp_path)
     assert raw_gaps(index) == before
     assert "torn line" in caplog.text and "WARNING" not in caplog.text
@@ -138,7 +139,7 @@ def test_a_hostile_journal_costs_its_bad_lines_only_with_a_warning(tmp_path: Pat
     later = json.dumps({"camera": "north", "start_us": to_us(at(30)), "end_us": None, "reason": "disk full"})
     journal.write_bytes(b"\n".join([*HOSTILE[:8], good.rstrip(b"\n"), *HOSTILE[8:], later.encode(),
                                     b'{"camera": "north", "close_us": %d}' % to_us(at(35)), b""]))
-    caplog.set_level(logging.WARNING, "edgeagent.record.gapjournal")
+    caplog.set_level(logging.WARNING, "edgeagent.record.journal")
     rebuilt = reindexed(tmp_path)
     assert raw_gaps(rebuilt) == [("north", to_us(at(10)), to_us(at(20)), "camera offline"),
                                  ("north", to_us(at(30)), to_us(at(35)), "disk full")]
@@ -152,8 +153,8 @@ def test_an_unreadable_journal_leaves_the_reindex_without_reasons_not_broken(tmp
                                                                             caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / JOURNAL_NAME).mkdir()  # not a file at all
     index = RecordingIndex(tmp_path / INDEX)
-    caplog.set_level(logging.WARNING, "edgeagent.record.gapjournal")
-    assert reindex(index, tmp_path) == 0 and raw_gaps(index) == []
+    caplog.set_level(logging.WARNING, "edgeagent.record.journal")
+    assert reindex(index, tmp_path).segments == 0 and raw_gaps(index) == []
     assert "cannot be read" in caplog.text
     index.add_gap("north", at(1), None, GapReason.STALL)  # the index goes on
     assert index.has_open_gap("north")
@@ -163,7 +164,7 @@ def test_a_gap_the_journal_missed_on_a_full_disk_is_in_it_after_the_next_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     index = RecordingIndex(tmp_path / INDEX)
-    real = gapjournal._append_line
+    real = journals._append_line
     full = {"disk": True}
 
     def append(path: Path, line: bytes) -> None:
@@ -171,8 +172,8 @@ def test_a_gap_the_journal_missed_on_a_full_disk_is_in_it_after_the_next_change(
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, line)
 
-    monkeypatch.setattr(gapjournal, "_append_line", append)
-    caplog.set_level(logging.WARNING, "edgeagent.record.gapjournal")
+    monkeypatch.setattr(journals, "_append_line", append)
+    caplog.set_level(logging.WARNING, "edgeagent.record.journal")
     index.add_gap("north", at(10), None, GapReason.DISK_FULL)
     index.close_gaps("north", at(20))
     assert caplog.text.count("not written") == 1  # once, not at every gap

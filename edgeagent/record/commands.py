@@ -72,10 +72,11 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_CONFIG
     index = RecordingIndex(settings.dir / INDEX_NAME)
-    count = reindex(index, settings.dir)
+    done = reindex(index, settings.dir)
     cameras = index.cameras()
     index.close()
-    print(f"ok: {count} segments of {len(cameras)} cameras indexed from {settings.dir}")
+    print(f"ok: {done.segments} segments of {len(cameras)} cameras indexed from {settings.dir}; "
+          f"{done.gaps} gaps and {done.bookmarks} bookmarks restored from their journals")  # fmt: skip
     return 0
 
 

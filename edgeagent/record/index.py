@@ -1,5 +1,6 @@
-"""The recording index: segments, gaps and locks in SQLite, rebuilt from the files whenever it is lost (the
-gaps from their journal, ``edgeagent.record.gapjournal``; the locks from their copy, ``lockcopy``).
+"""The recording index: segments, gaps, bookmarks and locks in SQLite, rebuilt from the files whenever it is
+lost (the gaps and bookmarks from their journals, ``gapjournal`` and ``bookmarkjournal``; the locks from
+their copy, ``lockcopy``).
 
 Every method is synchronous and thread-safe (one connection behind a lock). On the event loop call them
 through ``asyncio.to_thread`` (or the ``a*`` wrappers below): SQLite blocks on the disk.
@@ -11,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edgeagent.record import bookmarkjournal, gapjournal
 from edgeagent.record.bookmark_table import BookmarkTable
-from edgeagent.record.gapjournal import JOURNAL_NAME, GapJournal, GapRow, replay
+from edgeagent.record.gapjournal import Closed, GapRow, Opened, gap_line
 from edgeagent.record.growing import join_spans
+from edgeagent.record.journal import Journal
 from edgeagent.record.lockcopy import LOCK_COLUMNS, read_copy, write_copy
 from edgeagent.record.model import Gap, GapReason, Lock, Segment
 from edgeagent.record.schema import OFFLOAD_SCHEMA, SCHEMA, from_us, migrate, now_utc, to_us
@@ -36,9 +40,12 @@ class RecordingIndex(BookmarkTable):  # a SqliteStore, with the bookmarks (lost 
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA + OFFLOAD_SCHEMA)
         migrate(self._db)  # the tables added since (bookmarks); an existing database keeps every row
-        # The gaps' reasons also go to a journal beside the segments: a lost database keeps them.
-        self.gap_journal = GapJournal(self.path.parent / JOURNAL_NAME, self._gap_rows)
+        # The gaps' reasons and the bookmarks also go to journals beside the segments: a lost database keeps them.
+        self.gap_journal = Journal(self.path.parent / gapjournal.JOURNAL_NAME, self._gap_lines, gapjournal.LINE_BYTES)
+        self.bookmark_journal = Journal(self.path.parent / bookmarkjournal.JOURNAL_NAME, self._bookmark_lines,
+                                        bookmarkjournal.LINE_BYTES)  # fmt: skip
         self.gap_journal.seed()
+        self.bookmark_journal.seed()
 
     # -- segments ---------------------------------------------------------------------------------
 
@@ -165,14 +172,15 @@ class RecordingIndex(BookmarkTable):  # a SqliteStore, with the bookmarks (lost 
                 "INSERT INTO gaps (camera, start_us, end_us, reason) VALUES (?, ?, ?, ?)",
                 (camera, to_us(start), None if end is None else to_us(end), reason.value),
             )
-        self.gap_journal.opened(camera, to_us(start), None if end is None else to_us(end), reason.value)
+        self.gap_journal.append(gap_line(Opened(camera, to_us(start), None if end is None else to_us(end),
+                                                reason.value)))  # fmt: skip
 
     def close_gaps(self, camera: str, end: datetime) -> None:
         """Recording resumed at ``end``: every open gap of ``camera`` ends there."""
         with self._tx() as db:
             db.execute("UPDATE gaps SET end_us = MAX(start_us, ?) WHERE camera = ? AND end_us IS NULL",
                        (to_us(end), camera))  # fmt: skip
-        self.gap_journal.closed(camera, to_us(end))
+        self.gap_journal.append(gap_line(Closed(camera, to_us(end))))
 
     def has_open_gap(self, camera: str) -> bool:
         return bool(self._query("SELECT 1 FROM gaps WHERE camera = ? AND end_us IS NULL LIMIT 1", (camera,)))
@@ -200,10 +208,13 @@ class RecordingIndex(BookmarkTable):  # a SqliteStore, with the bookmarks (lost 
         rows = self._query("SELECT camera, start_us, end_us, reason FROM gaps ORDER BY id")
         return [(camera, start, end, reason) for camera, start, end, reason in rows]
 
+    def _gap_lines(self) -> Iterator[bytes]:
+        yield from (gap_line(Opened(*row)) for row in self._gap_rows())
+
     def restore_gaps(self) -> int:
         """Reload the gaps from their journal (after the database was lost); returns how many."""
         with self._tx() as db:
-            return replay(db, self.gap_journal.path)
+            return gapjournal.replay(db, self.gap_journal.path)
 
     # -- spans -----------------------------------------------------------------------------------
 

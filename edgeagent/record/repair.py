@@ -7,6 +7,7 @@ fragments give its length; the hash chain is recomputed from the bytes.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -86,9 +87,16 @@ def repair(index: RecordingIndex, root: Path) -> list[Segment]:
     return repaired
 
 
-def reindex(index: RecordingIndex, root: Path) -> int:
-    """Rebuild segments from the files alone, the locks from their copy and the gaps from their journal;
-    returns segments indexed."""
+@dataclass(frozen=True)
+class Reindexed:
+    segments: int
+    gaps: int  # restored from their journal (added: those already in the index are not counted)
+    bookmarks: int
+
+
+def reindex(index: RecordingIndex, root: Path) -> Reindexed:
+    """Rebuild segments from the files alone, the locks from their copy and the gaps and bookmarks from their
+    journals; returns how many of each were indexed."""
     index.clear()
     count = 0
     for camera, files in camera_files(root).items():
@@ -101,5 +109,4 @@ def reindex(index: RecordingIndex, root: Path) -> int:
             prev = segment.sha256
             count += 1
     index.restore_locks()
-    index.restore_gaps()
-    return count
+    return Reindexed(count, index.restore_gaps(), index.restore_bookmarks())

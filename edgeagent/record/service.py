@@ -100,8 +100,9 @@ class RecordingService:
         index = self._index = RecordingIndex(index_path)
         self._retention = Retention(self.settings, index)
         if fresh and any(camera_files(self.settings.dir).values()):
-            count = reindex(index, self.settings.dir)
-            log.warning("recording index was missing: rebuilt from %d segment files", count)
+            done = reindex(index, self.settings.dir)
+            log.warning("recording index was missing: rebuilt from %d segment files, %d gaps and %d bookmarks "
+                        "from their journals", done.segments, done.gaps, done.bookmarks)  # fmt: skip
         repaired = repair(index, self.settings.dir)
         if repaired:
             log.warning("repaired %d segments left open by a crash", len(repaired))
