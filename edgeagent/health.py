@@ -65,6 +65,9 @@ class RecordingSummary:
     endurance_used: float | None = field(metadata=_digits(6))  # share of storage.endurance_tbw written
     # With offload: HTTP exports downloaded but not kept for upload, by reason (spool full, disk short, ...).
     exports_not_queued: dict[str, int] | None = field(default=None, metadata={"omit_none": True})
+    # Bookmarks (ONVIF events, picture alarms) by outcome: stored, coalesced (one of the same kind within
+    # 10 s), dropped (too many waiting for the disk, or the store failed).
+    bookmarks: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,4 +202,6 @@ class AgentRecordings:
             disk_days=min(days) if days else None,
             endurance_used=figures[0].endurance_used if figures else None,
             exports_not_queued=dict(self.offloader.exports.refused) if self.offloader is not None else None,
+            bookmarks={"stored": self.bookmarks.stored, "coalesced": self.bookmarks.coalescer.coalesced,
+                       "dropped": self.bookmarks.dropped},  # fmt: skip
         )

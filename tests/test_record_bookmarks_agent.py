@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -46,6 +47,14 @@ def http_json(agent: AgentProcess, path: str) -> Any:
             return json.loads(response.read())
     except (urllib.error.URLError, ConnectionError):  # not listening yet
         return None
+
+
+def metric_values(agent: AgentProcess, name: str) -> dict[str, float]:
+    """Every sample of ``name`` on /metrics, by its labels' text."""
+    request = urllib.request.Request(agent.http_url + "/metrics", headers={"Authorization": f"Bearer {agent.token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    return {m[1]: float(m[2]) for m in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.M)}
 
 
 def bookmarks(agent: AgentProcess, camera: str, source: str | None = None) -> list[dict[str, Any]]:
@@ -108,6 +117,9 @@ async def test_an_onvif_motion_event_is_a_bookmark_at_its_time_and_a_flood_is_on
     windows = 1 + int((time.monotonic() - queued) // 10)
     assert [m["kind"] for m in marks[:-1]] == ["motion"] * len(marks[:-1]) and 1 <= len(marks) - 1 <= windows, marks
     assert marks[-1]["kind"] == "tamper"
+    # Operations see it: what the flood did is counted on /metrics (and in the agent's MQTT health).
+    counted = metric_values(agent, "edgeagent_recording_bookmarks_total")
+    assert counted['outcome="stored"'] >= len(marks) and counted['outcome="coalesced"'] >= 1, counted
     # No usable stamp ("not a time"): marked when it came, after it was sent and before it was listed.
     assert sent - timedelta(seconds=0.01) <= parse(marks[-1]["time"]) <= datetime.now(UTC)
 

@@ -148,6 +148,15 @@ def _recording_metrics(summary: RecordingSummary) -> Iterator[GaugeMetricFamily 
     written = CounterMetricFamily("edgeagent_recording_written_bytes", "Bytes of video written since the start")
     written.add_metric([], summary.bytes_written)
     yield written
+    bookmarks = CounterMetricFamily(
+        "edgeagent_recording_bookmarks",
+        "Bookmarks (ONVIF events, picture alarms) by outcome: stored, coalesced (within 10 s of one of the "
+        "same kind), dropped",
+        labels=["outcome"],
+    )
+    for outcome, count in sorted(summary.bookmarks.items()):
+        bookmarks.add_metric([outcome], count)
+    yield bookmarks
     if summary.disk_days is not None:  # no rate measured yet: no figure rather than infinity
         days = GaugeMetricFamily("edgeagent_recording_disk_days", "Days of video the disk holds at the current rate")
         days.add_metric([], summary.disk_days)
