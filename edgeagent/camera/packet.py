@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 
@@ -16,6 +16,13 @@ class StreamInfo:
     time_base: Fraction
     extradata: bytes | None  # parameter sets as FFmpeg gives them (Annex B for RTSP)
     generation: int  # increases on every reconnect, so consumers know to reset decoders
+    # time_base as a float, for the per-packet arithmetic: a Fraction product on every packet was a
+    # measurable share of the hub's and the recorder's CPU (benchmarks/FINDINGS.md); a double holds
+    # 90 kHz ticks exactly enough for days of timestamps.
+    tick_s: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tick_s", float(self.time_base))
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,4 +38,4 @@ class Packet:
 
     @property
     def pts_seconds(self) -> float | None:
-        return None if self.pts is None else float(self.pts * self.stream.time_base)
+        return None if self.pts is None else self.pts * self.stream.tick_s

@@ -217,7 +217,7 @@ class Recorder:
             if packet.keyframe:
                 self._begin(packet, contiguous=False)
             return
-        if packet.keyframe and float((dts - writer.first_dts) * writer.time_base) >= self.settings.segment_s:
+        if packet.keyframe and (dts - writer.first_dts) * writer.tick_s >= self.settings.segment_s:
             end = self._close(next_dts=dts)
             self._begin(packet, contiguous=True, previous_end=end)
             return
@@ -235,7 +235,7 @@ class Recorder:
         last = self._last
         if last is None or (last_dts := _dts(last)) is None:
             return False
-        step = float((dts - last_dts) * packet.stream.time_base)
+        step = (dts - last_dts) * packet.stream.tick_s
         return step <= 0 or step > MAX_STEP_S
 
     def _begin(self, packet: Packet, contiguous: bool, previous_end: datetime | None = None) -> None:

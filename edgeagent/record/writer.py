@@ -127,6 +127,7 @@ class SegmentWriter:
         self.stream_info: StreamInfo = stream
         self.start = start
         self.time_base = stream.time_base
+        self.tick_s = stream.tick_s
         self.first_dts = _dts(first)
         self.last_end_dts = self.first_dts  # end of the last muxed packet
         self.synced_bytes = 0  # bytes known to be on the disk, all of them whole fragments
