@@ -349,3 +349,21 @@ async def test_start_offload_joins_a_recording_service_and_its_retention(seaweed
         await service.stop()
     key = f"wired/{AGENT}/north/{segment.start:%Y-%m-%d}/{segment.path.name}"
     assert await stored_sha256(seaweed, key) == segment.sha256
+
+
+async def test_a_stop_is_bounded_when_the_s3_client_will_not_close(
+    seaweed: Seaweed, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeagent.offload import s3
+
+    async def never(self: object) -> None:
+        await asyncio.Event().wait()  # a connection that never finishes closing
+
+    monkeypatch.setattr(s3.AsyncExitStack, "aclose", never)
+    monkeypatch.setattr(s3, "CLOSE_S", 0.5)
+    offloader = await offloader_for(recorded, section(seaweed, prefix="stuck"))
+    offloader.start()
+    await until(lambda: offloader._task is not None and offloader.state in ("idle", "uploading"), 30, "the uploader")
+    started = time.monotonic()
+    await offloader.stop()
+    assert time.monotonic() - started < 0.5 + 2.0  # the client's close given up, not waited on for ever

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -26,9 +27,12 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 from edgeagent.offload.pacer import TokenBucket
 from edgeagent.offload.settings import OffloadSection
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken"}
 READ_BACK_CHUNK = 1024 * 1024
+CLOSE_S = 3.0  # closing the client (its connections) within this, or it is left behind
 
 
 class UploadError(Exception):
@@ -119,7 +123,10 @@ class S3Uploader:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._stack.aclose()
+        try:
+            await asyncio.wait_for(self._stack.aclose(), CLOSE_S)
+        except TimeoutError:
+            log.warning("offload: closing the S3 client took over %.0f s; left behind", CLOSE_S)
 
     async def _call(self, call: Awaitable[T]) -> T:
         return await asyncio.wait_for(call, self.section.timeout_s)

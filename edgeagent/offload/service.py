@@ -30,6 +30,9 @@ from edgeagent.record.writer import file_sha256
 
 log = logging.getLogger(__name__)
 
+# A stop is bounded: systemd's stop and a reload never wait on object storage (a client's close was seen
+# to hang once in the tests' SeaweedFS after refused uploads).
+STOP_S = 5.0
 RATE_WINDOW_S = 30.0  # throughput is measured over the uploads of about this long
 
 
@@ -129,10 +132,12 @@ class Offloader:
                 self._loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=STOP_S)
+            if not done:
+                log.warning("offload: the uploader did not stop within %.0f s; left to end with the agent", STOP_S)
         await asyncio.to_thread(self.queue.close)
 
     async def run(self) -> None:
