@@ -69,7 +69,7 @@ class CameraSource:
         self.failures_in_row = 0  # connect attempts that failed since the last good connection
         self.retry_at: float | None = None  # time.monotonic() of the next attempt while offline
         # While not online: what the source waits for before its next attempt (failures.WAITING_*);
-        # retry_at is None while it waits for the camera to accept connections (probed every 0.5 s).
+        # retry_at is None while it waits for the camera to accept connections (probed every 0.25 s).
         self.waiting_for: str | None = None
         self._reconnect_times: collections.deque[float] = collections.deque()
         self._stall_times: collections.deque[float] = collections.deque()
