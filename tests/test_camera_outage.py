@@ -7,6 +7,7 @@ from the simulator's READY line to the agent's retained `online` status.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 import pytest
 
 STATUS = "edgeagent/cabinet-17/cameras/north/status"
+HEALTH = "edgeagent/cabinet-17/cameras/north/health"
 PASSWORD = "cam-secret-4711"
 BACK_WITHIN_S = 2.0
 
@@ -89,18 +91,15 @@ def test_online_within_two_seconds_after_a_two_minute_reboot(camera, agent_with)
     assert outage(camera, agent_with, 120) <= BACK_WITHIN_S
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known miss (issue 10 left open): in clean-clone CI runs 2.12-2.38 s; the first attempt is FFmpeg's own "
-    "connect into an address that drops SYNs, the cheap probe only takes over after it fails; fix: probe before "
-    "the first open",
-)
 def test_camera_unreachable_at_start_comes_online_within_two_seconds(camera_factory, agent_with) -> None:
     camera = camera_factory(user="viewer", password=PASSWORD, width=320, height=180, start=False)
     started_at = time.monotonic()
     with syn_dropping(camera.port):
         _, watcher = agent_with(camera)
         watcher.wait_for(STATUS, lambda m: m.payload == b"offline", timeout=20)
+        # The probe, not FFmpeg's connect, is what waits: health says what for, and why.
+        health = json.loads(watcher.wait_for(HEALTH, lambda m: json.loads(m.payload)["last_error"], timeout=10).payload)
+        assert (health["waiting_for"], health["last_error"]) == ("camera to accept connections", "no answer within 3 s")
         time.sleep(max(0.0, started_at + 8 - time.monotonic()))  # several probes time out unanswered
     assert back_online_after(camera, watcher, 0, started_at) <= BACK_WITHIN_S
 

@@ -12,10 +12,12 @@ retransmissions of it within the timeout. Runs in the ingest thread, never on th
 from __future__ import annotations
 
 import errno
+import os
 import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 # A quarter second: the RTSP open, the authentication round trips and the first keyframe take 1.2-1.7 s on
@@ -30,19 +32,28 @@ def rtsp_address(url: str) -> tuple[str, int]:
     return parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, 554)
 
 
-def _start_probe(host: str, port: int) -> socket.socket | None:
-    """A socket with a connect under way, or None when it failed at once (refused, no route, bad name)."""
+def _reason(code: int) -> str:
+    """A probe's failure in the words of the health message (``describe_error``'s for the same cases)."""
+    if code == errno.ECONNREFUSED:
+        return "connection refused"
+    if code == errno.ETIMEDOUT:
+        return "timed out"
+    return os.strerror(code).lower()
+
+
+def _start_probe(host: str, port: int) -> socket.socket | str:
+    """A socket with a connect under way, or why it failed at once (refused, no route, bad name)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except OSError:
-        return None
+        return "camera address not resolved"
     sock = socket.socket(family, kind, proto)
     sock.setblocking(False)
     code = sock.connect_ex(address)
     if code in (0, errno.EINPROGRESS):
         return sock
     sock.close()
-    return None
+    return _reason(code)
 
 
 def wait_until_accepting(
@@ -51,13 +62,27 @@ def wait_until_accepting(
     wake: threading.Event,
     interval_s: float = PROBE_INTERVAL_S,
     timeout_s: float = PROBE_TIMEOUT_S,
+    on_first_failure: Callable[[str], None] | None = None,
 ) -> tuple[bool, int]:
     """Probe until the address accepts or ``wake`` is set: (accepted, probes that failed before).
 
     ``wake`` is looked at between probes, so a stop or restart is seen within ``interval_s``.
+    ``on_first_failure(reason)`` is called once, when the first probe fails or times out.
     """
     failed = 0
     pending: dict[socket.socket, float] = {}  # probe -> its deadline
+
+    def count(reason: str) -> None:
+        nonlocal failed
+        failed += 1
+        if failed == 1 and on_first_failure is not None:
+            on_first_failure(reason)
+
+    def drop(probe: socket.socket) -> None:
+        selector.unregister(probe)
+        del pending[probe]
+        probe.close()
+
     next_probe = time.monotonic()
     with selectors.DefaultSelector() as selector:
         try:
@@ -66,26 +91,23 @@ def wait_until_accepting(
                 if now >= next_probe:
                     next_probe = now + interval_s
                     sock = _start_probe(host, port)
-                    if sock is None:
-                        failed += 1
+                    if isinstance(sock, str):
+                        count(sock)
                     else:
                         pending[sock] = now + timeout_s
                         selector.register(sock, selectors.EVENT_WRITE)
                 for key, _ in selector.select(max(0.0, next_probe - time.monotonic())):
                     probe = key.fileobj
                     assert isinstance(probe, socket.socket)
-                    if probe.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    code = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if code == 0:
                         return True, failed
-                    failed += 1
-                    selector.unregister(probe)
-                    del pending[probe]
-                    probe.close()
+                    drop(probe)
+                    count(_reason(code))
                 now = time.monotonic()
                 for probe in [probe for probe, deadline in pending.items() if deadline <= now]:
-                    failed += 1
-                    selector.unregister(probe)
-                    del pending[probe]
-                    probe.close()
+                    drop(probe)
+                    count(f"no answer within {timeout_s:.0f} s")
             return False, failed
         finally:
             for probe in pending:

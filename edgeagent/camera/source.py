@@ -233,10 +233,14 @@ class CameraSource:
 
     def _run(self) -> None:
         policy = RetryPolicy()
+        probed = False  # the last step was a probe that the camera accepted
         while not self._stopping.is_set():
             self._restart.clear()
             self._drop.clear()
             self._wake.clear()
+            if not probed and not self._camera_accepts():
+                continue  # woken: stopping, or a restart that probes again
+            probed = False
             failed = timed_out = refused = False
             waiting = WAITING_FOR_CONNECTIONS
             started = time.monotonic()
@@ -267,10 +271,25 @@ class CameraSource:
             self._call(self._on_disconnected, error, None, failed, timed_out, WAITING_FOR_CONNECTIONS)
             self._resolve_url_quietly()  # the camera may have moved: probe where it is now
             accepted, probes_failed = wait_until_accepting(*self._address, self._wake)
+            probed = accepted
             delay = policy.after_probe(connected, probes_failed) if accepted else None
             if delay is not None:  # already reported offline: only what it waits for changes
                 self._call(self._set_waiting, WAITING_AFTER_NO_ANSWER, delay)
                 self._wake.wait(delay)
+
+    def _camera_accepts(self) -> bool:
+        """Before an open that no probe preceded (the first, one after a backoff or a restart): wait until
+        the camera's address accepts TCP. FFmpeg's own connect into an address that drops SYNs would wait
+        out the kernel's retransmissions (1, 3, 7 s...) before it saw the camera back; a probe every
+        0.25 s sees it within one interval. False when woken first."""
+        self._resolve_url_quietly()
+        host, port = self._address
+        if not host:
+            return True  # no URL yet (ONVIF did not answer): the session asks again and reports why
+        return wait_until_accepting(host, port, self._wake, on_first_failure=self._report_unreachable)[0]
+
+    def _report_unreachable(self, reason: str) -> None:
+        self._call(self._on_disconnected, reason, None, True, False, WAITING_FOR_CONNECTIONS)
 
     def _pause(self, error: str, delay: float, failed: bool, timed_out: bool, waiting: str) -> None:
         self._call(self._on_disconnected, error, delay, failed, timed_out, waiting)
