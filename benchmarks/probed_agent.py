@@ -10,6 +10,8 @@ Nothing of the agent is replaced; two probes are wrapped around it in this proce
   (``thread_count = 1``, every frame), in a thread of the agent process (``BENCH_DECODE_MODE=thread``) or
   in a worker process (``process``); ``BENCH_SWITCH_INTERVAL`` sets ``sys.setswitchinterval``.
 
+``BENCH_SLIDING_MMAP_THRESHOLD=1`` leaves glibc's mmap threshold sliding (the memory benchmark's reference).
+
 One proposed core change can be tried without editing the core: ``BENCH_NO_READ_TIMEOUT=1`` opens the
 cameras with PyAV's open timeout only (``timeout=(open_s, None)``). PyAV's interrupt callback takes the GIL
 on every check FFmpeg makes while a read timeout is set (several per RTP packet); the RTSP demuxer's own
@@ -207,8 +209,17 @@ def fresh_snapshot_decoder() -> None:
     Snapshotter._make = make_and_release  # type: ignore[method-assign]
 
 
+def sliding_mmap_threshold() -> None:
+    """Leave glibc's mmap threshold sliding, as it was before the agent fixed it (the memory reference)."""
+    import edgeagent.allocator
+
+    edgeagent.allocator.fix_mmap_threshold = lambda: False
+
+
 def main() -> int:
     out = os.environ["BENCH_PROBE_OUT"]
+    if os.environ.get("BENCH_SLIDING_MMAP_THRESHOLD"):
+        sliding_mmap_threshold()
     if os.environ.get("BENCH_FRESH_SNAPSHOT_DECODER"):
         fresh_snapshot_decoder()
     if os.environ.get("BENCH_NO_READ_TIMEOUT"):

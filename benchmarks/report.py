@@ -94,7 +94,12 @@ def _headline(result: dict[str, Any]) -> str:
             return ("cabinets of 4 cameras held with delay p99 < 1 s on three local NATS nodes: "
                     + ", ".join(f"{count} with snapshots {variant}" for variant, count in held.items()))
         if name == "soak":
-            return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
+            if "figures" not in data:  # a soak of one agent (before the reference ran beside it)
+                return f"growth {fmt(data['growth_pct'], 2)} % over {len(data['series'])} samples"
+            today, sliding = data["figures"]["today"], data["figures"]["sliding"]
+            return (f"growth {fmt(today['growth_pct'], 2)} %, peak {fmt(today['peak_mb'])} MB over "
+                    f"{len(data['series']['today'])} samples (sliding mmap threshold: "
+                    f"{fmt(sliding['growth_pct'], 2)} %, peak {fmt(sliding['peak_mb'])} MB)")
     except (KeyError, TypeError, IndexError, ZeroDivisionError):
         pass
     return ""
@@ -181,8 +186,10 @@ def write_plot(store: dict[str, Any], out: Path) -> bool:
         if name == "fleet":
             return f"{data['held']} cabinets of 4 cameras held with delay p99 < 1 s on three local NATS nodes"
         if name == "soak":
-            t = [p[0] / 60 for p in data["series"]]
-            ax.plot(t, [p[1] for p in data["series"]], label="agent RSS")
+            runs = data["series"] if isinstance(data["series"], dict) else {"today": data["series"]}
+            labels = {"today": "agent RSS", "sliding": "agent RSS, glibc's sliding mmap threshold"}
+            for variant, points in runs.items():
+                ax.plot([p[0] / 60 for p in points], [p[1] for p in points], label=labels.get(variant, variant))
             for restart in data["restarts"]:
                 ax.axvline(restart / 60, color="grey", alpha=0.2)
             ax.set(xlabel="minutes (grey: camera restarts)", ylabel="RSS MB", title="Memory soak")

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "yamlfile": CONFIG,
     "urls": CONFIG,
     "logs": CONFIG,
+    "allocator": CONFIG,  # the C allocator's settings at start; imports nothing of the package
     "http_body": CONFIG,  # a bounded request body: used by every layer that speaks HTTP
     "systemd": CONFIG,
     "unit_dropin": CONFIG,  # the systemd drop-in is written from the configuration alone

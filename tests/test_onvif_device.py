@@ -20,7 +20,8 @@ import aiohttp
 import pytest
 
 from edgeagent.onvif import discovery
-from edgeagent.onvif.device import OnvifDevice, pick_profile
+from edgeagent.onvif.device import OnvifDevice
+from edgeagent.onvif.profiles import pick_profile
 from edgeagent.onvif.ptz import PtzHead
 from tests.support.onvif_device import PASSWORD, USER, IpyCamDevice
 

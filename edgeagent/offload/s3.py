@@ -24,6 +24,7 @@ from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 from aiobotocore.session import get_session  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
+from edgeagent.offload.errors import CredentialsRefused, LocalFileAltered, UploadError
 from edgeagent.offload.pacer import TokenBucket
 from edgeagent.offload.settings import OffloadSection
 
@@ -33,18 +34,6 @@ T = TypeVar("T")
 CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken"}
 READ_BACK_CHUNK = 1024 * 1024
 CLOSE_S = 3.0  # closing the client (its connections) within this, or it is left behind
-
-
-class UploadError(Exception):
-    """An upload that did not land; the message is safe to show (no key, no secret)."""
-
-
-class CredentialsRefused(UploadError):
-    pass
-
-
-class LocalFileAltered(UploadError):
-    """The file no longer has the SHA-256 it was queued with: it is not uploaded as if it were."""
 
 
 def _b64(digest: bytes) -> str:

@@ -12,21 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from edgeagent.offload.errors import CredentialsRefused, LocalFileAltered, UploadError
 from edgeagent.offload.exports import SPOOL_DIR, ExportSpool
 from edgeagent.offload.pacer import TokenBucket
 from edgeagent.offload.queue import Item, OffloadQueue
-from edgeagent.offload.s3 import CredentialsRefused, LocalFileAltered, S3Uploader, UploadError
 from edgeagent.offload.settings import OffloadSection
 from edgeagent.record.index import now_utc
 from edgeagent.record.writer import file_sha256
+
+if TYPE_CHECKING:
+    from edgeagent.offload.s3 import S3Uploader
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +160,10 @@ class Offloader:
                 wait = min(self.section.retry_max_s, wait * 2)
 
     async def _run(self) -> None:
-        async with S3Uploader(self.section, self.pacer) as uploader:
+        # Imported only where offload is configured (aiobotocore is 21 MB), in a thread (reading modules).
+        s3 = await asyncio.to_thread(importlib.import_module, "edgeagent.offload.s3")
+        uploader: S3Uploader
+        async with s3.S3Uploader(self.section, self.pacer) as uploader:
             next_scan = 0.0
             while True:
                 if time.monotonic() >= next_scan:

@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -29,6 +28,7 @@ from onvif.exceptions import ONVIFError  # type: ignore[import-untyped]
 from edgeagent.onvif import soap
 from edgeagent.onvif.clock import ClockReading, read_clock
 from edgeagent.onvif.errors import OnvifAuthError, OnvifError, OnvifTimeout, OnvifUnreachable
+from edgeagent.onvif.profiles import DeviceInfo, MediaProfile
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +36,6 @@ WSDL_DIR = Path(onvif.__file__).parent / "wsdl"
 SETUP_TIMEOUT_S = 30.0  # loading a WSDL is local work in a thread, slow on small boards the first time
 UNREADABLE = (ValueError, zeep.exceptions.XMLParseError, zeep.exceptions.XMLSyntaxError, etree.XMLSyntaxError)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    manufacturer: str
-    model: str
-    firmware: str
-    serial: str
-
-
-@dataclass(frozen=True, slots=True)
-class MediaProfile:
-    token: str
-    name: str
-    codec: str | None
-    width: int | None
-    height: int | None
-    fps: float | None
-    gop: int | None  # frames between keyframes (H264.GovLength)
-    ptz: bool  # the profile has a PTZ configuration
 
 
 def _attr(value: Any, *path: str) -> Any:
@@ -276,18 +256,3 @@ class OnvifDevice:
     @property
     def has_ptz(self) -> bool:
         return "ptz" in self.xaddrs
-
-
-def pick_profile(profiles: list[MediaProfile], wanted: int | str) -> MediaProfile:
-    """The configured profile: by index, token or name."""
-    if not profiles:
-        raise OnvifError("the device has no media profile")
-    if isinstance(wanted, int):
-        if not 0 <= wanted < len(profiles):
-            raise OnvifError(f"no media profile number {wanted} (the device has {len(profiles)})")
-        return profiles[wanted]
-    for profile in profiles:
-        if wanted in (profile.token, profile.name):
-            return profile
-    names = ", ".join(f"{profile.token} ({profile.name})" for profile in profiles)
-    raise OnvifError(f"no media profile {wanted!r} (the device has {names})")

@@ -14,17 +14,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import importlib
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
 from edgeagent.onvif.clock import read_clock
-from edgeagent.onvif.device import DeviceInfo, MediaProfile, OnvifDevice, pick_profile
 from edgeagent.onvif.errors import OnvifError
+from edgeagent.onvif.profiles import DeviceInfo, MediaProfile, pick_profile
 from edgeagent.onvif.ptz import PtzHead
 from edgeagent.onvif.settings import OnvifSection
+
+if TYPE_CHECKING:
+    from edgeagent.onvif.device import OnvifDevice
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +97,11 @@ class OnvifLink:
     async def _connected(self) -> OnvifDevice:
         if self.device is not None:
             return self.device
-        device = OnvifDevice(self.section.device_url, self.section.username, self._password, self.timeout_s)
+        # The SOAP client (zeep, 9.5 MB) is imported only where an ONVIF camera is configured, in a thread.
+        client = await asyncio.to_thread(importlib.import_module, "edgeagent.onvif.device")
+        device: OnvifDevice = client.OnvifDevice(
+            self.section.device_url, self.section.username, self._password, self.timeout_s
+        )
         try:
             await device.connect()
             self.info = await device.device_info()

@@ -15,11 +15,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edgeagent.onvif import soap
-from edgeagent.onvif.device import UNREADABLE, OnvifDevice
 from edgeagent.onvif.errors import OnvifError
+
+if TYPE_CHECKING:
+    from edgeagent.onvif.device import OnvifDevice  # the client, imported only where a device is reached
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -208,4 +210,4 @@ def _number(value: Any, *path: str) -> float | None:
         return None
 
 
-__all__ = ["UNREADABLE", "Preset", "PtzHead", "PtzStatus", "parse_presets", "parse_status"]
+__all__ = ["Preset", "PtzHead", "PtzStatus", "parse_presets", "parse_status"]
