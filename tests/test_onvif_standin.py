@@ -312,3 +312,22 @@ async def test_an_onvif_camera_added_and_removed_by_a_reload(standin: StandIn, t
         assert agent.ptz_control("east") is None and "east" not in agent.cameras._onvif_tasks
         assert clock_task.cancelled() and link.device is None
         agent.request_stop()
+
+
+async def test_a_stream_uri_refused_for_the_credentials_is_an_auth_refusal(standin: StandIn) -> None:
+    """A camera known by ONVIF alone: a wrong password is AuthRefused (the source backs off: no account
+    lock-out), a device that is away is a plain OnvifError (asked again soon)."""
+    from edgeagent.camera.failures import AuthRefused
+
+    section = OnvifSection(address=f"127.0.0.1:{standin.port}", username=standin.user, timeout_s=2.0)
+    wrong = OnvifLink("standin", section, None, SecretStr("not-the-password"))
+    wrong.start()
+    with pytest.raises(AuthRefused, match="not authorized"):
+        await asyncio.to_thread(wrong.resolve_url)
+    await wrong.close()
+    away = OnvifLink("standin", section.model_copy(update={"address": f"127.0.0.1:{free_port()}"}), None, None)
+    away.start()
+    with pytest.raises(OnvifError) as raised:
+        await asyncio.to_thread(away.resolve_url)
+    assert not isinstance(raised.value, AuthRefused)
+    await away.close()

@@ -21,6 +21,10 @@ WAITING_FOR_CONNECTIONS = "camera to accept connections"
 WAITING_AFTER_AUTH_FAILURE = "retry after authentication failure"
 WAITING_AFTER_CAMERA_ERROR = "retry after the camera refused the stream"
 WAITING_AFTER_NO_ANSWER = "retry after the camera accepted the connection but did not answer"
+WAITING_FOR_STREAM_URL = "stream URL from the camera's ONVIF service"
+# A camera configured by ONVIF alone has no address to probe until its device names the stream: it is asked
+# again after this pause (the ask itself waits up to its own timeout; an auth refusal backs off instead).
+STREAM_URL_RETRY_S = 2.0
 
 
 class CameraRefused(Exception):

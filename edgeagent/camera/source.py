@@ -24,8 +24,10 @@ from pydantic import SecretStr
 from edgeagent.camera import challenge, tls_relay
 from edgeagent.camera.demux import checked_stream, demux, demuxer_options
 from edgeagent.camera.failures import (
+    STREAM_URL_RETRY_S,
     WAITING_AFTER_NO_ANSWER,
     WAITING_FOR_CONNECTIONS,
+    WAITING_FOR_STREAM_URL,
     RetryPolicy,
     camera_refused,
     describe_error,
@@ -268,6 +270,9 @@ class CameraSource:
             if delay is not None:
                 self._pause(error, delay, failed, timed_out, waiting)
                 continue
+            if not self._address[0]:  # no stream URL yet: nothing to probe; the next attempt asks ONVIF again
+                self._pause(error, STREAM_URL_RETRY_S, failed, timed_out, WAITING_FOR_STREAM_URL)
+                continue
             self._call(self._on_disconnected, error, None, failed, timed_out, WAITING_FOR_CONNECTIONS)
             self._resolve_url_quietly()  # the camera may have moved: probe where it is now
             accepted, probes_failed = wait_until_accepting(*self._address, self._wake)
@@ -282,11 +287,10 @@ class CameraSource:
         the camera's address accepts TCP. FFmpeg's own connect into an address that drops SYNs would wait
         out the kernel's retransmissions (1, 3, 7 s...) before it saw the camera back; a probe every
         0.25 s sees it within one interval. False when woken first."""
+        if not self._address[0]:
+            return True  # no stream URL yet (ONVIF did not name one): the session asks, and says why not
         self._resolve_url_quietly()
-        host, port = self._address
-        if not host:
-            return True  # no URL yet (ONVIF did not answer): the session asks again and reports why
-        return wait_until_accepting(host, port, self._wake, on_first_failure=self._report_unreachable)[0]
+        return wait_until_accepting(*self._address, self._wake, on_first_failure=self._report_unreachable)[0]
 
     def _report_unreachable(self, reason: str) -> None:
         self._call(self._on_disconnected, reason, None, True, False, WAITING_FOR_CONNECTIONS)

@@ -22,8 +22,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from edgeagent.camera.failures import AuthRefused
 from edgeagent.onvif.clock import read_clock
-from edgeagent.onvif.errors import OnvifError
+from edgeagent.onvif.errors import OnvifAuthError, OnvifError
 from edgeagent.onvif.profiles import DeviceInfo, MediaProfile, pick_profile
 from edgeagent.onvif.ptz import PtzHead
 from edgeagent.onvif.settings import OnvifSection
@@ -226,6 +227,10 @@ class OnvifLink:
         except concurrent.futures.TimeoutError:
             future.cancel()  # the shared refresh goes on and serves the next connect
             error = f"onvif: GetStreamUri took longer than {wait_s:g} s"
+        except OnvifAuthError as exc:
+            if fallback is None:  # the source backs off: retrying fast could lock the device's account
+                raise AuthRefused(str(exc)) from None
+            error = str(exc)
         except OnvifError as exc:
             error = str(exc)
         except concurrent.futures.CancelledError:
