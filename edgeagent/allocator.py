@@ -11,7 +11,6 @@ threshold at 128 kB, glibc's own default, turns the sliding off.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import platform
@@ -21,14 +20,19 @@ log = logging.getLogger(__name__)
 M_MMAP_THRESHOLD = -3  # malloc.h
 MMAP_THRESHOLD_BYTES = 128 * 1024
 ENVIRONMENT = "MALLOC_MMAP_THRESHOLD_"  # the operator's own choice wins (glibc reads it at start)
+TUNABLE = "glibc.malloc.mmap_threshold"  # ... and so does the same in GLIBC_TUNABLES
+
+
+def operator_set() -> bool:
+    return ENVIRONMENT in os.environ or TUNABLE in os.environ.get("GLIBC_TUNABLES", "")
 
 
 def fix_mmap_threshold() -> bool:
     """Fix glibc's mmap threshold; False (and nothing changed) off glibc or where the operator set it."""
-    if ENVIRONMENT in os.environ or platform.libc_ver()[0] != "glibc":
+    if operator_set() or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")
         return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
     except (OSError, AttributeError) as exc:
         log.debug("allocator: mallopt not available: %s", exc)

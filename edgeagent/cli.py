@@ -73,7 +73,7 @@ def cmd_config_doc(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from edgeagent.allocator import fix_mmap_threshold
 
-    fix_mmap_threshold()  # before the agent's imports and buffers
+    fix_mmap_threshold()  # before the agent allocates its buffers
     checked = _checked(args.config)
     if checked is None:
         return EXIT_CONFIG

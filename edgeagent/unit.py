@@ -50,4 +50,5 @@ def build_unit(name: str, section: CameraSection, password: SecretStr | None, ex
     snapshotter = Snapshotter(name, section.snapshot, section.privacy_masks, camera.hub, executor)
     if link is not None:
         camera.source.url_resolver = link.resolve_url
+        camera.source.stream_url_known = link.configured_url is not None
     return CameraUnit(camera, snapshotter, link, PtzControl(link) if link is not None else None)

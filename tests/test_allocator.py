@@ -8,7 +8,10 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
+LIBC, VERSION = platform.libc_ver()
+pytestmark = pytest.mark.skipif(
+    LIBC != "glibc" or tuple(map(int, VERSION.split("."))) < (2, 33), reason="glibc's allocator, mallinfo2 (2.33)"
+)
 
 # Frees a 4 MB block (glibc then raises a sliding threshold to 4 MB), then asks for 1 MB and says whether that
 # came from its own mapping (hblkhd, the bytes in mmapped blocks, grew) or from the heap.
@@ -44,8 +47,11 @@ def test_the_threshold_slides_by_default_and_is_fixed_by_the_agent() -> None:
     assert probe("fix") == "True True"
 
 
-def test_an_operators_own_setting_is_left_alone() -> None:
+@pytest.mark.parametrize(
+    "setting", [("MALLOC_MMAP_THRESHOLD_", "2097152"), ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=2097152")]
+)
+def test_an_operators_own_setting_is_left_alone(setting: tuple[str, str]) -> None:
     import os
 
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "2097152"}
+    env = {**os.environ, setting[0]: setting[1]}
     assert probe("fix", env) == "False False"  # 1 MB is under the operator's 2 MB threshold: heap

@@ -65,6 +65,10 @@ class CameraSource:
         # ONVIF: asked in the ingest thread before each connect (GetStreamUri); the URL to open, no password.
         self.url_resolver: Callable[[], str] | None = None
         self._resolved = False  # already asked for this attempt (before the probe)
+        self._resolve_error: Exception | None = None  # what that ask raised: the attempt fails with it
+        # False for a camera configured by ONVIF alone (unit.py) until its device names the stream: its URL
+        # is a placeholder, so there is nothing to probe, and the device is asked again instead.
+        self.stream_url_known = True
         self.state = CameraState.CONNECTING
         self.last_error: str | None = None
         self.connects = 0
@@ -230,6 +234,7 @@ class CameraSource:
             self._loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop is closed: the agent is shutting down
             self._stopping.set()
+            self._wake.set()  # a probe or a pause in progress ends at once
 
     # -- ingest thread ----------------------------------------------------------------------------
 
@@ -270,13 +275,15 @@ class CameraSource:
             if delay is not None:
                 self._pause(error, delay, failed, timed_out, waiting)
                 continue
-            if not self._address[0]:  # no stream URL yet: nothing to probe; the next attempt asks ONVIF again
+            if not self.stream_url_known:  # nothing to probe: the next attempt asks ONVIF again
                 self._pause(error, STREAM_URL_RETRY_S, failed, timed_out, WAITING_FOR_STREAM_URL)
                 continue
             self._call(self._on_disconnected, error, None, failed, timed_out, WAITING_FOR_CONNECTIONS)
             self._resolve_url_quietly()  # the camera may have moved: probe where it is now
             accepted, probes_failed = wait_until_accepting(*self._address, self._wake)
             probed = accepted
+            if not accepted:
+                self._forget_resolution()
             delay = policy.after_probe(connected, probes_failed) if accepted else None
             if delay is not None:  # already reported offline: only what it waits for changes
                 self._call(self._set_waiting, WAITING_AFTER_NO_ANSWER, delay)
@@ -287,10 +294,13 @@ class CameraSource:
         the camera's address accepts TCP. FFmpeg's own connect into an address that drops SYNs would wait
         out the kernel's retransmissions (1, 3, 7 s...) before it saw the camera back; a probe every
         0.25 s sees it within one interval. False when woken first."""
-        if not self._address[0]:
-            return True  # no stream URL yet (ONVIF did not name one): the session asks, and says why not
+        if not self.stream_url_known:
+            return True  # its device has not named the stream yet: the session asks, and says why not
         self._resolve_url_quietly()
-        return wait_until_accepting(*self._address, self._wake, on_first_failure=self._report_unreachable)[0]
+        accepted = wait_until_accepting(*self._address, self._wake, on_first_failure=self._report_unreachable)[0]
+        if not accepted:
+            self._forget_resolution()
+        return accepted
 
     def _report_unreachable(self, reason: str) -> None:
         self._call(self._on_disconnected, reason, None, True, False, WAITING_FOR_CONNECTIONS)
@@ -301,21 +311,37 @@ class CameraSource:
         self._wake.wait(delay)
 
     def _resolve_url(self) -> None:
-        """The URL for this attempt from ``url_resolver`` (ONVIF), asked once per attempt."""
-        if self.url_resolver is None or self._resolved:
+        """The URL for this attempt from ``url_resolver`` (ONVIF), asked once per attempt: a failed ask
+        before the probe fails the attempt, and is not repeated by the connect (a device refusing the
+        credentials gets one login per attempt, not two)."""
+        if self.url_resolver is None:
             return
-        url = self.url_resolver()
+        if self._resolved:
+            error, self._resolve_error = self._resolve_error, None
+            if error is not None:
+                raise error
+            return
+        try:
+            url = self.url_resolver()
+        except Exception as exc:
+            self._resolved, self._resolve_error = True, exc
+            raise
         self._resolved = True
+        self.stream_url_known = True
         if url != self.section.url:
             self.section = self.section.model_copy(update={"url": url})  # as if configured so
         self.display_url = redact_url(url)
         self._url = url_with_password(url, self._password)
         self._address = rtsp_address(url)
 
+    def _forget_resolution(self) -> None:
+        """Woken during a probe (a restart, a stop): the next attempt asks afresh."""
+        self._resolved, self._resolve_error = False, None
+
     def _resolve_url_quietly(self) -> None:
         try:
             self._resolve_url()
-        except Exception as exc:  # the connect asks again, and reports it
+        except Exception as exc:  # the connect reports it
             log.debug("camera %s: stream URL not resolved before the probe: %s", self.name, exc)
 
     def _session(self) -> None:

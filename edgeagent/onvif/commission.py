@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edgeagent.onvif import discovery
-from edgeagent.onvif.device import OnvifDevice
 from edgeagent.onvif.errors import OnvifError
 from edgeagent.onvif.settings import device_url
 
@@ -34,6 +33,8 @@ def empty_report(xaddrs: list[str]) -> dict[str, Any]:
 
 async def describe(xaddr: str, username: str | None, password: str | None, timeout_s: float) -> dict[str, Any]:
     """What a device says about itself; ``error`` names the first thing that failed."""
+    from edgeagent.onvif.device import OnvifDevice  # zeep: loaded by `discover`, not by every command line
+
     report = empty_report([xaddr])
     device = OnvifDevice(xaddr, username, password, timeout_s)
     try:
