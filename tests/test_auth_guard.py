@@ -8,24 +8,17 @@ import pytest
 from pydantic import SecretStr
 
 from edgeagent.publish.auth_guard import AuthGuard, Verdict, presented_token
+from tests.support.clock import ManualClock
 
 TOKEN = "s3cret-token-0123456789abcdef"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _guard(clock: Clock, **kwargs: object) -> AuthGuard:
+def _guard(clock: ManualClock, **kwargs: object) -> AuthGuard:
     return AuthGuard(SecretStr(TOKEN), clock=clock, **kwargs)  # type: ignore[arg-type]
 
 
 def test_after_five_failures_an_address_gets_429_with_a_growing_retry_after() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = _guard(clock)
     verdicts = [guard.check(f"Bearer guess-{i}", "10.0.0.9").verdict for i in range(5)]
     assert verdicts == [Verdict.UNAUTHORIZED] * 5
@@ -41,7 +34,7 @@ def test_after_five_failures_an_address_gets_429_with_a_growing_retry_after() ->
 
 
 def test_the_right_token_passes_at_once_from_an_address_being_throttled() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = _guard(clock)
     for i in range(20):
         guard.check(f"Bearer guess-{i}", "192.0.2.1")
@@ -52,7 +45,7 @@ def test_the_right_token_passes_at_once_from_an_address_being_throttled() -> Non
 
 
 def test_failures_spread_out_in_time_are_never_throttled_and_the_penalty_is_forgiven() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = _guard(clock)
     for _ in range(50):
         assert guard.check("Bearer typo", "10.1.1.1").verdict == Verdict.UNAUTHORIZED
@@ -75,7 +68,7 @@ def test_failures_spread_out_in_time_are_never_throttled_and_the_penalty_is_forg
     ],
 )  # fmt: skip
 def test_any_wrong_header_is_a_plain_failure_never_an_exception(header: str | None) -> None:
-    assert _guard(Clock()).check(header, "10.0.0.1").verdict == Verdict.UNAUTHORIZED
+    assert _guard(ManualClock()).check(header, "10.0.0.1").verdict == Verdict.UNAUTHORIZED
 
 
 def test_presented_token_gives_back_the_bytes_on_the_wire() -> None:
@@ -87,7 +80,7 @@ def test_presented_token_gives_back_the_bytes_on_the_wire() -> None:
 def test_failures_are_logged_once_a_minute_per_address_with_a_count_and_never_the_guess(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = _guard(clock)
     with caplog.at_level(logging.WARNING, logger="edgeagent.publish.auth_guard"):
         for i in range(200):
@@ -102,7 +95,7 @@ def test_failures_are_logged_once_a_minute_per_address_with_a_count_and_never_th
 
 
 def test_many_addresses_cannot_grow_the_table_or_the_log_without_bound(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = _guard(clock, max_tracked=100)
     with caplog.at_level(logging.WARNING, logger="edgeagent.publish.auth_guard"):
         for i in range(5000):

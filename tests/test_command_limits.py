@@ -14,18 +14,11 @@ from edgeagent.publish.command_limits import (
     SnapshotCoalescer,
 )
 from edgeagent.publish.ratelimit import BoundedTable, LogThrottle, MinInterval, bounded
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_a_restart_runs_at_most_once_per_interval_per_camera(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
+    clock = ManualClock(500.0)
     limits = CommandLimits(restart_interval_s=30, clock=clock)
     with caplog.at_level(logging.WARNING):
         allowed, other = [], []
@@ -44,7 +37,7 @@ def _offer(session_id: str, sdp: str = "v=0\r\n") -> bytes:
 
 
 def test_offers_are_capped_in_size_in_flight_and_by_session_id() -> None:
-    clock = Clock()
+    clock = ManualClock(500.0)
     limits = CommandLimits(max_offers_in_flight=2, clock=clock)
     assert not limits.begin_offer("north", _offer("big", "v=0\r\n" + "a" * MAX_OFFER_PAYLOAD_BYTES))
     assert limits.begin_offer("north", _offer("s1"))
@@ -108,7 +101,7 @@ def test_bounded_tables_and_helpers() -> None:
     for key in "abcd":
         table.get(key)
     assert len(table) == 3 and table.peek("a") is None
-    clock = Clock()
+    clock = ManualClock(500.0)
     interval = MinInterval(10, max_keys=2, clock=clock)
     assert interval.allow("x") and not interval.allow("x") and interval.wait_s("x") == 10
     throttle = LogThrottle(period_s=60, max_lines=2, clock=clock)

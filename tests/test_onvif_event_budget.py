@@ -10,14 +10,7 @@ from lxml import etree
 
 from edgeagent.onvif import events
 from edgeagent.onvif.events import EventBudget, EventPuller, parse_events
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def reply(count: int, topic: str = "tns1:RuleEngine/CellMotionDetector/Motion", when: str = "2026-12-01T10:00:00Z",
@@ -33,7 +26,7 @@ def reply(count: int, topic: str = "tns1:RuleEngine/CellMotionDetector/Motion", 
 
 
 def test_the_budget_lets_a_burst_through_then_its_rate() -> None:
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     budget = EventBudget(rate=4.0, burst=32, clock=clock)
     assert sum(budget.allow() for _ in range(100)) == 32
     clock.now += 1.0

@@ -20,18 +20,11 @@ from edgeagent.record.model import Bookmark, Segment
 from edgeagent.record.retention import Retention
 from edgeagent.record.schema import OFFLOAD_SCHEMA, SCHEMA, SCHEMA_VERSION
 from edgeagent.record.settings import RecordingSection
+from tests.support.clock import ManualClock
 
 NOW = datetime(2026, 12, 1, 8, 0, 0, tzinfo=UTC)
 MOTION = "tns1:RuleEngine/CellMotionDetector/Motion"
 TAMPER = "tns1:RuleEngine/TamperDetector/Tamper"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_kinds_are_those_the_event_puller_passes_on() -> None:
@@ -39,7 +32,7 @@ def test_the_kinds_are_those_the_event_puller_passes_on() -> None:
 
 
 def test_one_bookmark_per_camera_and_kind_every_ten_seconds_while_it_stays_active() -> None:
-    clock = Clock()
+    clock = ManualClock()
     coalescer = Coalescer(clock=clock)
     assert coalescer.allow("north", "motion")
     assert [coalescer.allow("north", "motion") for _ in range(10_000)] == [False] * 10_000  # a flood: coalesced
@@ -105,7 +98,7 @@ def test_what_an_onvif_event_becomes() -> None:
 
 async def test_a_flood_from_a_hostile_device_is_one_bookmark_per_kind() -> None:
     stored: list[list[Bookmark]] = []
-    clock = Clock()
+    clock = ManualClock()
     bookmarker = Bookmarker(stored.append, clock=clock, now=lambda: NOW)
     kept = [bookmarker.onvif_event("north", {"time": "garbage", "topic": MOTION + str(i), "state": True})
             for i in range(5000)]  # fmt: skip
@@ -125,7 +118,7 @@ async def test_a_store_that_fails_or_stalls_loses_bookmarks_counted_and_holds_at
     def broken(batch: list[Bookmark]) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    bookmarker = Bookmarker(broken, clock=Clock(), now=lambda: NOW)
+    bookmarker = Bookmarker(broken, clock=ManualClock(), now=lambda: NOW)
     assert bookmarker.onvif_event("north", {"topic": MOTION, "state": True})
     await bookmarker.close()
     assert (bookmarker.stored, bookmarker.dropped) == (0, 1)
@@ -137,7 +130,7 @@ async def test_a_store_that_fails_or_stalls_loses_bookmarks_counted_and_holds_at
         released.wait(10)
         batches.append(len(batch))
 
-    bookmarker = Bookmarker(stalled, clock=Clock(), now=lambda: NOW)
+    bookmarker = Bookmarker(stalled, clock=ManualClock(), now=lambda: NOW)
     kept = [bookmarker.onvif_event(f"cam{i}", {"topic": MOTION, "state": True}) for i in range(300)]
     await asyncio.sleep(0.05)  # the first batch is in the thread, stuck
     try:
@@ -151,7 +144,7 @@ async def test_a_store_that_fails_or_stalls_loses_bookmarks_counted_and_holds_at
 
 async def test_a_picture_alarm_is_a_bookmark_when_it_is_raised() -> None:
     stored: list[Bookmark] = []
-    clock = Clock()
+    clock = ManualClock()
     bookmarker = Bookmarker(stored.extend, clock=clock, now=lambda: NOW)
     raised = {"active": ["offline", "blank"], "since": {"offline": "2026-12-01T07:00:00Z",
                                                         "blank": "2026-12-01T07:59:58Z"}}  # fmt: skip
