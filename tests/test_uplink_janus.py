@@ -185,7 +185,7 @@ async def test_metrics_show_the_publication_its_bytes_growing_and_why_it_stopped
     first = await until(lambda: rig.metrics()[sent], 5, "bytes sent")
     await until(lambda: rig.metrics()[sent] > first, 5, "the bytes sent growing")
     document = as_json(rig.health())
-    assert document["state"] == "publishing" and document["kind"] == "janus" and document["reason"] is None
+    assert document["state"] == "publishing" and document["kind"] == "janus" and document["reason"] is None, document
     # The lease runs from the start request: what is left and what has passed make idle_s.
     assert 0 < document["since_start_request_s"] < 10, document
     assert document["idle_stop_in_s"] + document["since_start_request_s"] == pytest.approx(60, abs=0.2), document

@@ -10,6 +10,7 @@ exactly what the cabinet sends. Nothing outside the test's namespaces can reach 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import signal
@@ -29,6 +30,7 @@ from edgeagent.uplink.janus import JanusVideoRoom
 from edgeagent.uplink.signaling import SignalingError
 from tests.support.live_client import FrameReader
 from tests.support.net import wait_for_port
+from tests.support.netns import address_claim
 
 LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 HTTP_PORT = 8088
@@ -50,6 +52,9 @@ TRANSPORTS = ["libjanus_http.so", "libjanus_mqtt.so", "libjanus_nanomsg.so", "li
               "libjanus_rabbitmq.so", "libjanus_websockets.so"]  # fmt: skip
 
 
+_counter = itertools.count()
+
+
 def _run(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True, timeout=10)
 
@@ -68,9 +73,14 @@ class Link:
 
 class Netns:
     def __init__(self) -> None:
-        tag = f"{os.getpid() % 4096:03x}{random.randrange(4096):03x}"
+        # Unique among live processes; a pid is at most 0x400000, so interface names keep within 15 characters.
+        tag = f"{os.getpid():x}{next(_counter) % 256:02x}"
         self.name = f"eajanus-{tag}"
-        octet = random.randrange(256)
+        self.tag = tag
+        self._choose_addresses()
+
+    def _choose_addresses(self) -> None:
+        octet, tag = random.randrange(256), self.tag
         self.uplink = Link(f"eu{tag}h", f"eu{tag}n", f"10.231.{octet}.1", f"10.231.{octet}.2")
         self.operators = Link(f"eo{tag}h", f"eo{tag}n", f"10.231.{octet}.5", f"10.231.{octet}.6")
 
@@ -80,10 +90,16 @@ class Netns:
         # Strict reverse-path filtering: a packet from the cabinet's address that arrives on the
         # operators' link (or the other way round) is dropped, so no ICE pair crosses the links.
         _run("ip", "netns", "exec", self.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1")
+        with address_claim() as in_use:
+            links = (self.uplink, self.operators)
+            while {address for link in links for address in (link.host_ip, link.ns_ip)} & in_use:
+                self._choose_addresses()
+                links = (self.uplink, self.operators)
+            for link in links:
+                _run("ip", "link", "add", link.host_if, "type", "veth", "peer", "name", link.ns_if)
+                _run("ip", "addr", "add", f"{link.host_ip}/30", "dev", link.host_if)
         for link in (self.uplink, self.operators):
-            _run("ip", "link", "add", link.host_if, "type", "veth", "peer", "name", link.ns_if)
             _run("ip", "link", "set", link.ns_if, "netns", self.name)
-            _run("ip", "addr", "add", f"{link.host_ip}/30", "dev", link.host_if)
             _run("ip", "link", "set", link.host_if, "up")
             _run("ip", "netns", "exec", self.name, "ip", "addr", "add", f"{link.ns_ip}/30", "dev", link.ns_if)
             _run("ip", "netns", "exec", self.name, "ip", "link", "set", link.ns_if, "up")

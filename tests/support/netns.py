@@ -7,16 +7,41 @@ Nothing is changed in this namespace but the one veth end, which goes away with 
 
 Making a namespace needs root (tests run as root here and in CI): failure to make one is an error, never
 a skip.
+
+Two tests (two pytest-xdist workers) that put the same address on two host-side veths route each other's
+traffic into the wrong namespace: a publication reached the other test's media server and died with it.
+``address_claim`` makes every choice of link addresses unique on this machine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import os
 import random
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 _counter = itertools.count()
+CLAIM_LOCK = Path(tempfile.gettempdir()) / "edgeagent-tests-link-addresses.lock"
+
+
+def addresses_in_use() -> set[str]:
+    """The IPv4 addresses on this namespace's interfaces."""
+    listed = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, timeout=10, check=True)
+    return {line.split()[3].split("/")[0] for line in listed.stdout.splitlines() if len(line.split()) > 3}
+
+
+@contextlib.contextmanager
+def address_claim() -> Iterator[set[str]]:
+    """The addresses in use, under a lock held across processes: choose link addresses outside them and
+    put them on the host side before the block ends, so that no other test can choose them meanwhile."""
+    with open(CLAIM_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield addresses_in_use()
 
 
 def _ip(*args: str) -> None:
@@ -32,10 +57,13 @@ class Netns:
         self.name = f"ea-onvif-{tag}"
         self.host_if = f"eah{tag}"[:15]
         self.device_if = f"ead{tag}"[:15]
+        self._choose_addresses()
+        self.made = False
+
+    def _choose_addresses(self) -> None:
         third, fourth = random.randrange(0, 256), random.randrange(0, 64) * 4
         self.host_address = f"198.18.{third}.{fourth + 1}"
         self.device_address = f"198.18.{third}.{fourth + 2}"
-        self.made = False
 
     def make(self) -> Netns:
         try:
@@ -43,7 +71,10 @@ class Netns:
             self.made = True
             _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.device_if)
             _ip("link", "set", self.device_if, "netns", self.name)
-            _ip("addr", "add", f"{self.host_address}/30", "dev", self.host_if)
+            with address_claim() as in_use:
+                while {self.host_address, self.device_address} & in_use:
+                    self._choose_addresses()
+                _ip("addr", "add", f"{self.host_address}/30", "dev", self.host_if)
             _ip("link", "set", self.host_if, "up")
             _ip("-n", self.name, "link", "set", "lo", "up")
             _ip("-n", self.name, "addr", "add", f"{self.device_address}/30", "dev", self.device_if)
