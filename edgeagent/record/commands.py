@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 INDEX_NAME = "index.sqlite3"  # the service's (edgeagent.record.service.INDEX_NAME), without importing PyAV
 
 EXIT_CONFIG = 2
+EVER = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))  # a range without bounds
 
 
 def _iso(moment: datetime) -> str:
@@ -39,7 +40,9 @@ def _settings(args: argparse.Namespace) -> RecordingSection | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from edgeagent.record.growing import readable, totals_with_growing, with_growing
     from edgeagent.record.index import RecordingIndex
+    from edgeagent.record.open_segment import find_open
 
     settings = _settings(args)
     if settings is None:
@@ -47,18 +50,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     index = RecordingIndex(settings.dir / INDEX_NAME)
     cameras = [args.camera] if args.camera else index.cameras()
     for camera in cameras:
-        oldest, newest, size = index.camera_totals(camera)
+        # The segment the agent is writing, from its file, before the index (see edgeagent.record.growing).
+        found = find_open(index, settings.dir, camera)
+        growing = found.segment
+        if found.note:
+            print(f"recordings list: note: {found.note}", file=sys.stderr)
+        oldest, newest, size = totals_with_growing(*index.camera_totals(camera), growing)
         print(f"{camera}: {size / 1e6:.1f} MB" + (f", {_iso(oldest)} .. {_iso(newest)}" if oldest and newest else ""))
-        for start, end in index.spans(camera):
-            print(f"  recorded {_iso(start)} .. {_iso(end)}  ({(end - start).total_seconds():.1f} s)")
+        spans, open_span = with_growing(index.spans(camera), growing, EVER[0], EVER[1])
+        for number, (start, end) in enumerate(spans):
+            print(f"  recorded {_iso(start)} .. {_iso(end)}  ({(end - start).total_seconds():.1f} s)"
+                  + ("  still being recorded" if number == open_span else ""))  # fmt: skip
         for gap in index.gaps(camera):
             print(f"  gap      {_iso(gap.start)} .. {_iso(gap.end)}  {gap.reason.value}")
         for lock in index.locks(camera):
             print(f"  lock     {_iso(lock.start)} .. {_iso(lock.end)}  {lock.id} {lock.reason}")
         if args.segments:
-            for segment in index.segments(camera):
+            for segment in readable(index.segments(camera), growing):
+                digest = "open (whole fragments)" if segment.open else segment.sha256[:16]
                 print(f"  segment  {_iso(segment.start)} .. {_iso(segment.end)}  {segment.bytes} B  "
-                      f"{segment.sha256[:16]}  {segment.path}")  # fmt: skip
+                      f"{digest}  {segment.path}")  # fmt: skip
     index.close()
     return 0
 

@@ -35,8 +35,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from edgeagent.config import ConfigError, load_config
     from edgeagent.record.clip import ClipError, ClipSettings, plan_clip
     from edgeagent.record.export import write_export
+    from edgeagent.record.growing import readable
+    from edgeagent.record.open_segment import find_open
     from edgeagent.record.signing import SigningKeyError, fingerprint, load_or_create_key
-    from edgeagent.record.times import TimeRangeError, parse_range
+    from edgeagent.record.times import TimeRangeError, parse_range, rfc3339
 
     try:
         from edgeagent.record.index import RecordingIndex  # type: ignore[import-not-found, unused-ignore]
@@ -57,8 +59,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         key = load_or_create_key(config.agent.state_dir)
         index = RecordingIndex(recording.dir / INDEX_NAME)
         try:
-            plan = plan_clip(args.camera, index.segments(args.camera, start, end), start, end,
-                             ClipSettings(max_seconds=args.max_seconds))
+            # The segment the agent is writing, from its file (before the index: see record.growing).
+            found = find_open(index, recording.dir, args.camera)
+            if found.note:
+                print(f"recordings export: note: {found.note}", file=sys.stderr)
+            closed = index.segments(args.camera, start, end)
+            growing = found.segment
+            if growing is not None and growing.end <= start and not any(s.end > start for s in closed):
+                return _fail(f"nothing recorded yet from {rfc3339(start)}: the recording being written reaches "
+                             f"{rfc3339(growing.end)}")
+            segments = readable(closed, growing, start, end)
+            plan = plan_clip(args.camera, segments, start, end, ClipSettings(max_seconds=args.max_seconds))
             marks = index.bookmarks(args.camera, plan.start, plan.end)  # signed into the manifest
         finally:
             index.close()
@@ -77,7 +88,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
     clip = result.manifest["clip"]
+    # An open last segment: the one being written (or, with the agent stopped, the torn one awaiting repair).
+    still_open = ", the last still being recorded (its whole fragments only)" if plan.segments[-1].open else ""
     print(f"ok: wrote {output} ({output.stat().st_size} bytes): camera {args.camera}, "
           f"{result.manifest['actual']['start']} to {result.manifest['actual']['end']}, {len(plan.segments)} "
-          f"segment(s), clip SHA-256 {clip['sha256'][:16]}..., signed by {fingerprint(key.public_key())}")
+          f"segment(s){still_open}, clip SHA-256 {clip['sha256'][:16]}..., signed by {fingerprint(key.public_key())}")
     return 0
