@@ -4,7 +4,8 @@ behind the camera at most, the zip verifying with ``edgeagent verify`` and the b
 exactly those the closed file begins with.
 
 The segment is longer than the test (``SEGMENT_S``): the range lies in the open segment, which the index
-has no closed row for until the agent stops. Closed and open segments in one export: test_record_open_file.
+has no closed row for until the agent stops; ``recordings list`` shows it too. A closed and an open segment
+in one export: tests/test_record_open_file.py.
 """
 
 from __future__ import annotations
@@ -73,6 +74,14 @@ async def test_the_offline_export_reaches_into_the_segment_the_running_agent_is_
     shown = [t for t in times if t >= max(t for t in times if t < 0.002)]  # the pre-roll sits before 0
     duration = (actual_end - start).total_seconds()
     assert abs(shown[-1] + 1 / FPS - duration) < 1.5 / FPS and abs(len(shown) - duration * FPS) <= 1, duration
+
+    # ``recordings list`` beside the running agent shows it too, up to a whole fragment.
+    listed = await asyncio.to_thread(edgeagent, "recordings", "list", "-c", str(agent.config_path), "--segments")
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    [span] = [line for line in listed.stdout.splitlines() if line.startswith("  recorded ")]
+    [line] = [line for line in listed.stdout.splitlines() if line.startswith("  segment ")]
+    assert span.endswith("still being recorded") and "open (whole fragments)" in line, listed.stdout
+    assert parse(span.split()[3]) >= actual_end and parse(line.split()[3]) == parse(span.split()[3])
 
     # The open file's first bytes, as the export vouched for them, are the closed file's first bytes.
     segment = await closed_segment(agent, tmp_path)
