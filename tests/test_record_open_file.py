@@ -130,7 +130,7 @@ def clip_times(zipped: Path) -> list[float]:
     with zipfile.ZipFile(zipped) as archive:
         data = archive.read("clip.mp4")
     times = []
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.video[0]
         for frame in container.decode(stream):
             assert not frame.is_corrupt and frame.pts is not None and stream.time_base is not None

@@ -51,7 +51,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     cameras = [args.camera] if args.camera else index.cameras()
     for camera in cameras:
         # The segment the agent is writing, from its file, before the index (see edgeagent.record.growing).
-        found = find_open(index, settings.dir, camera)
+        found = find_open(index, settings.dir, camera, digest=False)  # no hash shown
         growing = found.segment
         if found.note:
             print(f"recordings list: note: {found.note}", file=sys.stderr)

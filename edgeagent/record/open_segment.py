@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from edgeagent.record import fmp4
 from edgeagent.record.model import Segment
@@ -67,8 +67,10 @@ def _candidates(index: Index, root: Path, camera: str, after: Segment | None) ->
                   key=lambda item: item[0])
 
 
-def read_open(camera: str, path: Path, start: datetime | None, prev_sha256: str | None) -> Segment:
-    """The open segment ``path`` holds, up to its last whole fragment; Unreadable or OSError otherwise."""
+def read_open(camera: str, path: Path, start: datetime | None, prev_sha256: str | None, digest: bool = True
+              ) -> Segment:
+    """The open segment ``path`` holds, up to its last whole fragment; Unreadable or OSError otherwise.
+    Without ``digest`` its ``sha256`` is left empty (a listing shows none: no need to read the video)."""
     with open(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
         try:
@@ -82,20 +84,25 @@ def read_open(camera: str, path: Path, start: datetime | None, prev_sha256: str 
         begun = start or layout.start or start_from_name(path)
         if begun is None:
             raise Unreadable("its start time is neither in its header nor in its name")
-        digest = hashlib.sha256()
-        file.seek(0)
-        left = layout.whole_end
-        while left > 0:
-            chunk = file.read(min(READ_CHUNK, left))
-            if not chunk:
-                raise Unreadable("it became shorter while it was read")
-            digest.update(chunk)
-            left -= len(chunk)
+        sha256 = _head_sha256(file, layout.whole_end) if digest else ""
     return Segment(camera, path, begun, begun + timedelta(seconds=layout.duration_s), layout.whole_end, layout.codec,
-                   layout.width, layout.height, digest.hexdigest(), prev_sha256, open=True)
+                   layout.width, layout.height, sha256, prev_sha256, open=True)
 
 
-def find_open(index: Index, root: Path, camera: str) -> OpenSegment:
+def _head_sha256(file: BinaryIO, count: int) -> str:
+    """The SHA-256 of the file's first ``count`` bytes, and not one byte more."""
+    digest = hashlib.sha256()
+    file.seek(0)
+    while count > 0:
+        chunk = file.read(min(READ_CHUNK, count))
+        if not chunk:
+            raise Unreadable("it became shorter while it was read")
+        digest.update(chunk)
+        count -= len(chunk)
+    return digest.hexdigest()
+
+
+def find_open(index: Index, root: Path, camera: str, digest: bool = True) -> OpenSegment:
     """The segment ``camera`` is writing, as far as its whole fragments go. Take it before asking the index
     for closed segments (``growing.readable`` then drops it if the index has it closed by then)."""
     newest_end = index.camera_totals(camera)[1]
@@ -108,7 +115,7 @@ def find_open(index: Index, root: Path, camera: str) -> OpenSegment:
         return OpenSegment(None)
     start, path = candidates[-1]
     try:
-        return OpenSegment(read_open(camera, path, start, last.sha256 if last else None))
+        return OpenSegment(read_open(camera, path, start, last.sha256 if last else None, digest))
     except FileNotFoundError:
         return OpenSegment(None)  # closed and deleted, or given up (no fragment) in between: nothing open
     except (Unreadable, OSError) as exc:
