@@ -24,7 +24,7 @@ from edgeagent.cli import main
 from edgeagent.record import fmp4
 from edgeagent.record.index import RecordingIndex
 from edgeagent.record.model import Segment
-from edgeagent.record.open_segment import find_open
+from edgeagent.record.open_segment import OpenSegment, find_open
 from edgeagent.record.recorder import segment_path
 from edgeagent.record.service import INDEX_NAME
 from edgeagent.record.signing import load_or_create_key, public_pem
@@ -260,3 +260,24 @@ def test_an_unreadable_open_file_is_left_out_with_a_note_never_a_crash_or_a_brok
     assert "still being recorded" not in out and "open (whole fragments)" not in out
     assert "  recorded 2026-12-01T08:00:00.000Z .. 2026-12-01T08:00:04.000Z" in out, out
     assert fingerprint(box.open_path) == before
+
+
+def test_an_open_path_that_is_a_directory_is_a_note_and_a_camera_name_never_leaves_the_recordings(
+    box: Box, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box.open_path.unlink()
+    box.open_path.mkdir()  # a directory where the open file should be
+    index = RecordingIndex(box.index_path)
+    try:
+        found = find_open(index, box.index_path.parent, "north")
+        assert found.segment is None and found.note is not None and box.open_path.name in found.note
+        assert found.note.startswith("the open segment") and "\n" not in found.note
+        outside = tmp_path / "elsewhere" / "2026-12-01"  # a camera named ".." would be looked for here
+        outside.mkdir(parents=True)
+        (outside / "x-20261201T080005.000000Z.mp4").write_bytes(box.closed.path.read_bytes())
+        for name in ("..", "../elsewhere", "", "."):
+            assert find_open(index, box.index_path.parent, name) == OpenSegment(None)
+    finally:
+        index.close()
+    code, out, err = export(box, T0 + timedelta(seconds=1), T0 + timedelta(seconds=3), tmp_path / "x.zip", capsys)
+    assert code == 0 and "1 segment(s), clip" in out and err.count("\n") == 1 and "note:" in err, (out, err)

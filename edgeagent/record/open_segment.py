@@ -59,7 +59,7 @@ def _candidates(index: Index, root: Path, camera: str, after: Segment | None) ->
     first_day = after.start.strftime("%Y-%m-%d") if after else ""
     if camera_dir.is_dir():
         for day in (d for d in camera_dir.iterdir() if d.is_dir() and d.name >= first_day):
-            for path in day.glob(f"{camera}-*.mp4"):
+            for path in day.glob("*.mp4"):  # the camera's name is not put in the pattern: it may hold "[" or "*"
                 start = start_from_name(path)
                 if start is not None and path not in found:
                     found[path] = start
@@ -105,12 +105,17 @@ def _head_sha256(file: BinaryIO, count: int) -> str:
 def find_open(index: Index, root: Path, camera: str, digest: bool = True) -> OpenSegment:
     """The segment ``camera`` is writing, as far as its whole fragments go. Take it before asking the index
     for closed segments (``growing.readable`` then drops it if the index has it closed by then)."""
+    if camera in ("", ".", "..") or Path(camera).name != camera:
+        return OpenSegment(None)  # not a camera's directory under ``root``: nothing of it is looked at
     newest_end = index.camera_totals(camera)[1]
     last = None
     if newest_end is not None:  # the newest closed segment: the link of the chain the open one continues
         ending = index.segments(camera, newest_end - timedelta(microseconds=1), None)
         last = max(ending, key=lambda s: s.start, default=None)
-    candidates = _candidates(index, root, camera, last)
+    try:
+        candidates = _candidates(index, root, camera, last)
+    except OSError as exc:
+        return OpenSegment(None, f"the files of camera {camera} could not be listed: {exc.strerror or exc}")
     if not candidates:
         return OpenSegment(None)
     start, path = candidates[-1]
