@@ -56,7 +56,7 @@ async def test_the_offline_export_reaches_into_the_segment_the_running_agent_is_
                                   "north", "--start", rfc(start), "--end", rfc(end), "-o", str(output))
     after = open_end(await asyncio.to_thread(listing, agent))
     assert run.returncode == 0 and run.stderr == "", run.stderr
-    assert "1 segment(s), the last still being recorded" in run.stdout, run.stdout
+    assert "1 segment(s), the last still open" in run.stdout, run.stdout
 
     key = tmp_path / "cabinet.pem"
     key.write_bytes(await asyncio.to_thread(get, agent, "/signing-key"))

@@ -170,7 +170,7 @@ def test_an_export_reaches_into_the_open_file_up_to_its_last_whole_fragment(
     start, output = T0 + timedelta(seconds=2), tmp_path / "out.zip"
     code, out, err = export(box, start, T0 + timedelta(seconds=60), output, capsys)
     assert code == 0 and err == "", err
-    assert "2 segment(s), the last still being recorded" in out, out
+    assert "2 segment(s), the last still open" in out, out
     verdict = verify_export(output, public_pem(load_or_create_key(tmp_path / "state").public_key()))
     assert verdict.problems == [] and verdict.ok_line.startswith("ok"), verdict.problems
     with zipfile.ZipFile(output) as archive:

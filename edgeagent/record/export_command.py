@@ -89,7 +89,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
     clip = result.manifest["clip"]
     # An open last segment: the one being written (or, with the agent stopped, the torn one awaiting repair).
-    still_open = ", the last still being recorded (its whole fragments only)" if plan.segments[-1].open else ""
+    still_open = ", the last still open (its whole fragments only)" if plan.segments[-1].open else ""
     print(f"ok: wrote {output} ({output.stat().st_size} bytes): camera {args.camera}, "
           f"{result.manifest['actual']['start']} to {result.manifest['actual']['end']}, {len(plan.segments)} "
           f"segment(s){still_open}, clip SHA-256 {clip['sha256'][:16]}..., signed by {fingerprint(key.public_key())}")
