@@ -8,12 +8,13 @@ import hashlib
 import io
 import os
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import av
 import pytest
 
+from edgeagent.camera.packet import Packet
 from edgeagent.record import fmp4
 from edgeagent.record.clip import plan_clip, write_clip
 from edgeagent.record.growing import BoundedFile, readable, segment_sha256, totals_with_growing, with_growing
@@ -24,19 +25,25 @@ from tests.test_record_logic import STREAM, T0, encoded, packets, segment
 FPS = 25
 
 
-def write_growing(path: Path, count: int) -> list[Segment]:
-    """Write ``count`` frames; what a reader is offered after every fragment that reached the disk."""
-    items = packets(encoded(count), STREAM)
-    writer = SegmentWriter(path, items[0], T0)
+def offered_while_writing(path: Path, items: list[Packet], start: datetime, previous: str | None,
+                          end_dts: int | None = None) -> list[Segment]:
+    """Write ``items`` with the agent's writer; what a reader is offered after every fragment that reached
+    the disk."""
+    writer = SegmentWriter(path, items[0], start)
     offered = []
     for item in items[1:]:
         fragments = writer.fragments
         writer.push(item)
         if writer.fragments != fragments:
-            offered.append(writer.synced_segment("north", "previous"))
+            offered.append(writer.synced_segment("north", previous))
             assert path.stat().st_size == offered[-1].bytes  # the fragment being filled is still in the muxer
-    writer.close()
+    writer.close(end_dts)
     return offered
+
+
+def write_growing(path: Path, count: int) -> list[Segment]:
+    """Write ``count`` frames; what a reader is offered after every fragment that reached the disk."""
+    return offered_while_writing(path, packets(encoded(count), STREAM), T0, "previous")
 
 
 def test_after_each_fragment_the_writer_offers_exactly_its_whole_fragments(tmp_path: Path) -> None:

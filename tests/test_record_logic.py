@@ -28,16 +28,18 @@ TB = Fraction(1, 90000)
 STEP = 3600  # 25 fps at 90 kHz
 
 
-def encoded(count: int, gop: int = 25, codec: str = "libx264") -> list[tuple[bytes, bool]]:
+def encoded(
+    count: int, gop: int = 25, codec: str = "libx264", width: int = 160, height: int = 96
+) -> list[tuple[bytes, bool]]:
     """Annex B access units from a real encoder, parameter sets in band on every keyframe (no SDP)."""
     encoder = av.CodecContext.create(codec, "w")
-    encoder.width, encoder.height, encoder.pix_fmt = 160, 96, "yuv420p"
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
     encoder.time_base = Fraction(1, 25)
     encoder.options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1",
                        "preset": "ultrafast"}  # fmt: skip
     out = []
     for index in range(count):
-        frame = av.VideoFrame(160, 96, "yuv420p")
+        frame = av.VideoFrame(width, height, "yuv420p")
         for plane in frame.planes:
             plane.update(bytes([index * 7 % 256]) * plane.buffer_size)
         frame.pts = index

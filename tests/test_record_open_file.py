@@ -19,7 +19,7 @@ import av
 import pytest
 import yaml
 
-from edgeagent.camera.packet import Packet, StreamInfo
+from edgeagent.camera.packet import StreamInfo
 from edgeagent.cli import main
 from edgeagent.record import fmp4
 from edgeagent.record.index import RecordingIndex
@@ -29,7 +29,8 @@ from edgeagent.record.recorder import segment_path
 from edgeagent.record.service import INDEX_NAME
 from edgeagent.record.signing import load_or_create_key, public_pem
 from edgeagent.record.verify import verify_export
-from edgeagent.record.writer import SegmentWriter
+from tests.test_record_growing import offered_while_writing
+from tests.test_record_logic import encoded, packets
 
 T0 = datetime(2026, 12, 1, 8, 0, 0, tzinfo=UTC)
 FPS = 25
@@ -37,23 +38,6 @@ TB = Fraction(1, 90000)
 STEP = 90000 // FPS
 STREAM = StreamInfo("h264", 320, 180, TB, None, 1)
 FIRST_S = 4  # the closed segment; the open one follows it
-
-
-def encoded(count: int) -> list[tuple[bytes, bool]]:
-    """Annex B access units from a real encoder, a keyframe a second, parameter sets in band."""
-    encoder = av.CodecContext.create("libx264", "w")
-    encoder.width, encoder.height, encoder.pix_fmt = 320, 180, "yuv420p"
-    encoder.time_base = Fraction(1, FPS)
-    encoder.options = {"x264-params": f"keyint={FPS}:min-keyint={FPS}:scenecut=0:bframes=0:repeat-headers=1",
-                       "preset": "ultrafast"}  # fmt: skip
-    out = []
-    for index in range(count):
-        frame = av.VideoFrame(320, 180, "yuv420p")
-        for plane in frame.planes:
-            plane.update(bytes([index * 7 % 256]) * plane.buffer_size)
-        frame.pts = index
-        out += [(bytes(p), p.is_keyframe) for p in encoder.encode(frame)]
-    return out + [(bytes(p), p.is_keyframe) for p in encoder.encode(None)]
 
 
 @dataclass
@@ -67,24 +51,15 @@ class Box:
 
 def write(path: Path, units: list[tuple[bytes, bool]], start: datetime, first_dts: int) -> list[Segment]:
     """The agent's own writer; what it offered readers after each fragment."""
-    items = [Packet(data, first_dts + i * STEP, first_dts + i * STEP, key, STREAM, float(i) / FPS)
-             for i, (data, key) in enumerate(units)]  # fmt: skip
-    writer = SegmentWriter(path, items[0], start)
-    offered = []
-    for item in items[1:]:
-        fragments = writer.fragments
-        writer.push(item)
-        if writer.fragments != fragments:
-            offered.append(writer.synced_segment("north", None))
-    writer.close(first_dts + len(items) * STEP)
-    return offered
+    items = packets(units, STREAM, first_dts, arrival=0.0)
+    return offered_while_writing(path, items, start, None, first_dts + len(items) * STEP)
 
 
 @pytest.fixture
 def box(tmp_path: Path) -> Box:
     """A closed 4 s segment in the index, then an open one (8 s written) cut in the middle of a fragment."""
     root = tmp_path / "recordings"
-    units = encoded(FPS * (FIRST_S + 8))
+    units = encoded(FPS * (FIRST_S + 8), gop=FPS, width=320, height=180)
     first = segment_path(root, "north", T0)
     write(first, units[: FPS * FIRST_S], T0, 0)
     data = first.read_bytes()
