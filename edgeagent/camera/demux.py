@@ -74,7 +74,8 @@ def demux(
         if av_packet.size == 0:
             continue  # the demuxer's end-of-stream marker
         data = bytes(av_packet)
-        if av_packet.is_keyframe:
+        keyframe = av_packet.is_keyframe
+        if keyframe:
             data = with_parameter_sets(data, stream.codec, stream.extradata)
             if check_size:  # FFmpeg found no size: the SPS came in band, and may be absurd
                 problem = picture_size_problem(0, 0, declared_picture_size(data, stream.codec))
@@ -86,7 +87,7 @@ def demux(
                 data=data,
                 pts=av_packet.pts,
                 dts=av_packet.dts,
-                keyframe=av_packet.is_keyframe,
+                keyframe=keyframe,
                 stream=stream,
                 arrival=time.monotonic(),
             )

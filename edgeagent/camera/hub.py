@@ -120,18 +120,21 @@ class CameraHub:
     def publish(self, packet: Packet) -> None:
         if packet.stream is not self.stream:
             self._set_stream(packet.stream)
+        size = len(packet.data)
+        arrival = packet.arrival
         self.packets_total += 1
-        self.bytes_total += len(packet.data)
-        self.last_packet_at = packet.arrival
+        self.bytes_total += size
+        self.last_packet_at = arrival
         media_time = packet.pts_seconds
+        rate = self._rate
         if media_time is not None:
-            self._rate.append((packet.arrival, media_time, len(packet.data)))
-        while self._rate and packet.arrival - self._rate[0][0] > RATE_WINDOW_S:
-            self._rate.popleft()
+            rate.append((arrival, media_time, size))
+        while rate and arrival - rate[0][0] > RATE_WINDOW_S:
+            rate.popleft()
         if packet.keyframe:
             self._gop = [packet]
-            if packet.pts_seconds is not None:
-                self._keyframe_pts.append(packet.pts_seconds)
+            if media_time is not None:
+                self._keyframe_pts.append(media_time)
         elif self._gop and len(self._gop) < MAX_GOP_PACKETS:
             self._gop.append(packet)
         for subscription in tuple(self._subscriptions):

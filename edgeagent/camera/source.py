@@ -21,7 +21,7 @@ import av
 import av.error
 from pydantic import SecretStr
 
-from edgeagent.camera import challenge, tls_relay
+from edgeagent.camera import challenge, handoff, tls_relay
 from edgeagent.camera.demux import checked_stream, demux, demuxer_options
 from edgeagent.camera.failures import (
     STREAM_URL_RETRY_S,
@@ -90,12 +90,14 @@ class CameraSource:
         self._thread: threading.Thread | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: handoff.LoopInbox | None = None
         self._state_listeners: list[Callable[[CameraSource], None]] = []
 
     # -- lifetime ---------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._inbox = handoff.inbox_for(self._loop)
         self._thread = threading.Thread(target=self._run, name=f"ingest-{self.name}", daemon=True)
         self._thread.start()
         self._watchdog = self._loop.create_task(self._watch_stalls(), name=f"stall-watchdog-{self.name}")
@@ -229,9 +231,9 @@ class CameraSource:
         self.stalls_total += 1
 
     def _call(self, callback: Callable[..., None], *args: object) -> None:
-        assert self._loop is not None
+        assert self._inbox is not None
         try:
-            self._loop.call_soon_threadsafe(callback, *args)
+            self._inbox.call(callback, *args)  # in order, packets and news of the connection alike
         except RuntimeError:  # the loop is closed: the agent is shutting down
             self._stopping.set()
             self._wake.set()  # a probe or a pause in progress ends at once
