@@ -101,3 +101,18 @@ async def test_late_consumer_with_a_small_queue_starts_at_the_next_keyframe_not_
     feed(hub, 20, gop=25, start=60)  # 75 is the next keyframe
     first = late.get_nowait()
     assert first is not None and first.keyframe and first.pts == 75 * 3600
+
+
+def test_the_hub_is_prompt_while_any_consumer_needs_packets_at_once() -> None:
+    hub = CameraHub("north")
+    assert not hub.prompt  # nobody to hurry for
+    recorder = hub.subscribe("recorder", prompt=False)
+    assert not hub.prompt
+    viewer = hub.subscribe("viewer")
+    assert hub.prompt
+    viewer.close()
+    assert not hub.prompt  # the recorder alone takes its packets at its own pace
+    feed(hub, 5)
+    assert recorder.qsize() == 5
+    recorder.close()
+    assert not hub.prompt

@@ -20,12 +20,15 @@ class Subscription:
     """A bounded queue of packets for one consumer. When full, the oldest packet is dropped and counted.
 
     With ``resync_on_drop`` the consumer never sees a broken GOP: after a drop, packets are discarded until
-    the next keyframe (what a decoder or a WebRTC viewer needs).
+    the next keyframe (what a decoder or a WebRTC viewer needs). A consumer that is not ``prompt`` takes its
+    packets at its own pace (a recorder, once a fragment): for it alone the source need not wake the loop
+    for every packet (``CameraHub.prompt``).
     """
 
-    def __init__(self, hub: CameraHub, name: str, maxsize: int, resync_on_drop: bool) -> None:
+    def __init__(self, hub: CameraHub, name: str, maxsize: int, resync_on_drop: bool, prompt: bool = True) -> None:
         self.hub = hub
         self.name = name
+        self.prompt = prompt
         self.maxsize = maxsize
         self.resync_on_drop = resync_on_drop
         self.dropped = 0
@@ -114,6 +117,9 @@ class CameraHub:
         self.last_packet_at: float | None = None
         self.dropped_by_closed: dict[str, int] = {}
         self._stream_listeners: list[Callable[[StreamInfo | None], None]] = []
+        # Some subscription wants each packet as soon as it arrives (a viewer, a picture worker). Read by
+        # the ingest thread to choose how it hands packets over; only the loop changes it.
+        self.prompt = False
 
     # -- ingest side ------------------------------------------------------------------------------
 
@@ -161,9 +167,14 @@ class CameraHub:
     # -- consumer side ----------------------------------------------------------------------------
 
     def subscribe(
-        self, name: str, maxsize: int = 256, from_gop: bool = True, resync_on_drop: bool = False
+        self,
+        name: str,
+        maxsize: int = 256,
+        from_gop: bool = True,
+        resync_on_drop: bool = False,
+        prompt: bool = True,
     ) -> Subscription:
-        subscription = Subscription(self, name, maxsize, resync_on_drop)
+        subscription = Subscription(self, name, maxsize, resync_on_drop, prompt)
         if from_gop and len(self._gop) <= maxsize:
             for packet in self._gop:
                 subscription.push(packet)
@@ -171,11 +182,13 @@ class CameraHub:
             # A GOP that does not fit would start without its keyframe: start at the next one instead.
             subscription._waiting_for_keyframe = True
         self._subscriptions.append(subscription)
+        self.prompt = self.prompt or prompt
         return subscription
 
     def _remove(self, subscription: Subscription) -> None:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+            self.prompt = any(other.prompt for other in self._subscriptions)
             self.dropped_by_closed[subscription.name] = (
                 self.dropped_by_closed.get(subscription.name, 0) + subscription.dropped
             )

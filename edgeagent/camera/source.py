@@ -42,6 +42,9 @@ from edgeagent.urls import redact_url, url_with_password
 log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
+# How long a packet may wait for the loop while no consumer needs it at once: a recorder's fragment reaches
+# the disk that much later at most (well inside the 1 s a SIGKILL may cost), the stall watchdog drains too.
+UNWATCHED_HANDOFF_S = 0.1
 
 
 class CameraState(enum.StrEnum):
@@ -216,6 +219,8 @@ class CameraSource:
         timeout = self.section.stall_timeout_s
         while True:
             await asyncio.sleep(min(0.25, timeout / 4))
+            if self._inbox is not None:
+                self._inbox.drain()  # packets that woke nobody: the age below is of the last one that came
             last = self.hub.last_packet_at
             if self.state != CameraState.ONLINE or last is None or self._stalled:
                 continue
@@ -230,10 +235,13 @@ class CameraSource:
         self._stall_times.append(time.monotonic())
         self.stalls_total += 1
 
-    def _call(self, callback: Callable[..., None], *args: object) -> None:
+    def _call(self, callback: Callable[..., None], *args: object, within_s: float | None = None) -> None:
         assert self._inbox is not None
-        try:
-            self._inbox.call(callback, *args)  # in order, packets and news of the connection alike
+        try:  # in order, packets and news of the connection alike
+            if within_s is None:
+                self._inbox.call(callback, *args)
+            else:
+                self._inbox.call_within(within_s, callback, *args)
         except RuntimeError:  # the loop is closed: the agent is shutting down
             self._stopping.set()
             self._wake.set()  # a probe or a pause in progress ends at once
@@ -367,9 +375,15 @@ class CameraSource:
             self._generation = stream.generation
             self._generation_connected = True
             self._call(self._on_connected, stream)
-            demux(container, video, stream, self._should_end, lambda packet: self._call(self._on_packet, packet))
+            demux(container, video, stream, self._should_end, self._deliver)
         finally:
             container.close()
+
+    def _deliver(self, packet: Packet) -> None:
+        # Woken for every packet only when a consumer takes packets at once (a viewer); a recorder alone
+        # takes them once a fragment, and the loop then wakes a few times a second (handoff.py).
+        prompt = self.hub.prompt or self.state != CameraState.ONLINE
+        self._call(self._on_packet, packet, within_s=None if prompt else UNWATCHED_HANDOFF_S)
 
     def _should_end(self) -> bool:
         return self._stopping.is_set() or self._restart.is_set() or self._drop.is_set()

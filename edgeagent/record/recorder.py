@@ -99,7 +99,8 @@ class Recorder:
 
     def start(self) -> None:
         self._running = True
-        self._subscription = self.hub.subscribe(f"recorder-{self.camera}", maxsize=QUEUE_PACKETS)
+        # Not prompt: the writer takes packets once a fragment, so the loop need not wake for each one.
+        self._subscription = self.hub.subscribe(f"recorder-{self.camera}", maxsize=QUEUE_PACKETS, prompt=False)
         self.hub.on_stream_change(self._on_stream_change)
         self._thread = threading.Thread(target=self._run, name=f"record-{self.camera}", daemon=True)
         self._thread.start()
