@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import types
+from typing import Any
 
 import pytest
 
+from edgeagent.camera import handoff
 from edgeagent.camera.handoff import LoopInbox, inbox_for
 
 
@@ -43,15 +46,24 @@ def wake(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> lis
     wakeups: list[int] = []
     if request.param == "eventfd":
         original = os.eventfd_write
-        monkeypatch.setattr(os, "eventfd_write", lambda fd, value: (wakeups.append(1), original(fd, value))[1])
+
+        def counted_write(fd: int, value: int) -> None:
+            wakeups.append(1)
+            original(fd, value)
+
+        monkeypatch.setattr(os, "eventfd_write", counted_write)
     else:
         def no_eventfd(*args: object) -> int:
             raise OSError("no eventfd here")
 
         monkeypatch.setattr(os, "eventfd", no_eventfd)
         original_soon = asyncio.BaseEventLoop.call_soon_threadsafe
-        monkeypatch.setattr(asyncio.BaseEventLoop, "call_soon_threadsafe",
-                            lambda loop, *args: (wakeups.append(1), original_soon(loop, *args))[1])
+
+        def counted_soon(loop: asyncio.BaseEventLoop, *args: Any) -> asyncio.Handle:
+            wakeups.append(1)
+            return original_soon(loop, *args)
+
+        monkeypatch.setattr(asyncio.BaseEventLoop, "call_soon_threadsafe", counted_soon)
     return wakeups
 
 
@@ -66,7 +78,11 @@ def test_a_burst_wakes_the_loop_once(wake: list[int]) -> None:
             drained.set()
 
         # The loop is busy here (this coroutine runs): all five calls are queued before the first drain.
-        thread = threading.Thread(target=lambda: [inbox.call(take, n) for n in range(5)])
+        def burst() -> None:
+            for number in range(5):
+                inbox.call(take, number)
+
+        thread = threading.Thread(target=burst)
         thread.start()
         thread.join()
         assert len(wake) == 1
@@ -94,7 +110,11 @@ def test_calls_from_many_threads_all_run_in_each_threads_order(wake: list[int]) 
             if not left[0]:
                 done.set()
 
-        threads = [threading.Thread(target=lambda t=t: [inbox.call(take, t, n) for n in range(2000)]) for t in seen]
+        def produce(thread: int) -> None:
+            for number in range(2000):
+                inbox.call(take, thread, number)
+
+        threads = [threading.Thread(target=produce, args=(t,)) for t in seen]
         for thread in threads:
             thread.start()
         await asyncio.wait_for(done.wait(), 20)
@@ -136,20 +156,33 @@ def test_a_closed_loop_refuses_every_call() -> None:
         inbox.call(print, "after close")
 
 
-def test_calls_that_may_wait_wake_the_loop_only_once_the_oldest_is_that_old(wake: list[int]) -> None:
+def test_calls_that_may_wait_wake_the_loop_only_once_the_oldest_is_that_old(
+    wake: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr(handoff, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+
     async def main() -> None:
         inbox = LoopInbox(asyncio.get_running_loop())
         seen: list[int] = []
-        inbox.call_within(0.05, seen.append, 1)
-        inbox.call_within(0.05, seen.append, 2)
-        assert wake == []
-        await asyncio.sleep(0.06)
-        assert seen == []  # nobody woke the loop for them
-        inbox.call_within(0.05, seen.append, 3)  # the oldest is 60 ms old now
+        third = asyncio.Event()
+
+        def take(number: int) -> None:
+            seen.append(number)
+            if number == 3:
+                third.set()
+
+        inbox.call_within(0.1, take, 1)
+        now[0] += 0.09
+        inbox.call_within(0.1, take, 2)
+        assert wake == []  # nobody woke the loop for them
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert seen == []
+        now[0] += 0.02
+        inbox.call_within(0.1, take, 3)  # the oldest is 0.11 s old now
         assert len(wake) == 1
-        deadline = asyncio.get_running_loop().time() + 5
-        while seen != [1, 2, 3] and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.001)
+        await asyncio.wait_for(third.wait(), 5)
         assert seen == [1, 2, 3]
 
     asyncio.run(main())
