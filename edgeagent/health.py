@@ -207,7 +207,7 @@ def camera_health(
     now = time.monotonic()
     return CameraHealth(
         state=source.state.value,
-        url=source.display_url,
+        url=source.stream.display,
         transport=source.section.transport,
         codec=stream.codec if stream else None,
         width=stream.width if stream else None,

@@ -49,6 +49,6 @@ def build_unit(name: str, section: CameraSection, password: SecretStr | None, ex
     camera = Camera(name, section, password)
     snapshotter = Snapshotter(name, section.snapshot, section.privacy_masks, camera.hub, executor)
     if link is not None:
-        camera.source.url_resolver = link.resolve_url
-        camera.source.stream_url_known = link.configured_url is not None
+        camera.source.stream.resolver = link.resolve_url
+        camera.source.stream.known = link.configured_url is not None
     return CameraUnit(camera, snapshotter, link, PtzControl(link) if link is not None else None)

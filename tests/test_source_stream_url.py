@@ -66,7 +66,7 @@ async def onvif_only(camera_factory) -> AsyncIterator[Callable[[int, type[Except
         device = Device(camera_factory(width=320, height=180).url, failures, error)
         section = CameraSection(url="", onvif={"address": "127.0.0.1:9"}, stall_timeout_s=3)
         source = build_unit("north", section, None, None).camera.source
-        source.url_resolver = device.resolve_url
+        source.stream.resolver = device.resolve_url
         source.start()
         sources.append(source)
         return Rig(device, source)

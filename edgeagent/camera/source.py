@@ -35,9 +35,9 @@ from edgeagent.camera.failures import (
 )
 from edgeagent.camera.hub import CameraHub
 from edgeagent.camera.packet import Packet, StreamInfo
-from edgeagent.camera.reachability import rtsp_address, wait_until_accepting
+from edgeagent.camera.reachability import wait_until_accepting
+from edgeagent.camera.stream_url import StreamUrl
 from edgeagent.config import CameraSection
-from edgeagent.urls import redact_url, url_with_password
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +58,8 @@ class CameraSource:
 
     def __init__(self, name: str, section: CameraSection, password: SecretStr | None, hub: CameraHub) -> None:
         self.name = name
-        self.section = section
         self.hub = hub
-        self.display_url = redact_url(section.url)
-        self._url = url_with_password(section.url, password)
-        self._has_password = password is not None
-        self._address = rtsp_address(section.url)
-        self._password = password
-        # ONVIF: asked in the ingest thread before each connect (GetStreamUri); the URL to open, no password.
-        self.url_resolver: Callable[[], str] | None = None
-        self._resolved = False  # already asked for this attempt (before the probe)
-        self._resolve_error: Exception | None = None  # what that ask raised: the attempt fails with it
-        # False for a camera configured by ONVIF alone (unit.py) until its device names the stream: its URL
-        # is a placeholder, so there is nothing to probe, and the device is asked again instead.
-        self.stream_url_known = True
+        self.stream = StreamUrl(name, section, password)  # ONVIF's resolver, if any, is set by unit.py
         self.state = CameraState.CONNECTING
         self.last_error: str | None = None
         self.connects = 0
@@ -95,6 +83,10 @@ class CameraSource:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: handoff.LoopInbox | None = None
         self._state_listeners: list[Callable[[CameraSource], None]] = []
+
+    @property
+    def section(self) -> CameraSection:
+        return self.stream.section
 
     # -- lifetime ---------------------------------------------------------------------------------
 
@@ -171,7 +163,7 @@ class CameraSource:
         log.info(
             "camera %s: connected to %s (%s %dx%d)",
             self.name,
-            self.display_url,
+            self.stream.display,
             stream.codec,
             stream.width,
             stream.height,
@@ -285,15 +277,15 @@ class CameraSource:
             if delay is not None:
                 self._pause(error, delay, failed, timed_out, waiting)
                 continue
-            if not self.stream_url_known:  # nothing to probe: the next attempt asks ONVIF again
+            if not self.stream.known:  # nothing to probe: the next attempt asks ONVIF again
                 self._pause(error, STREAM_URL_RETRY_S, failed, timed_out, WAITING_FOR_STREAM_URL)
                 continue
             self._call(self._on_disconnected, error, None, failed, timed_out, WAITING_FOR_CONNECTIONS)
-            self._resolve_url_quietly()  # the camera may have moved: probe where it is now
-            accepted, probes_failed = wait_until_accepting(*self._address, self._wake)
+            self.stream.resolve_quietly()  # the camera may have moved: probe where it is now
+            accepted, probes_failed = wait_until_accepting(*self.stream.address, self._wake)
             probed = accepted
             if not accepted:
-                self._forget_resolution()
+                self.stream.forget()
             delay = policy.after_probe(connected, probes_failed) if accepted else None
             if delay is not None:  # already reported offline: only what it waits for changes
                 self._call(self._set_waiting, WAITING_AFTER_NO_ANSWER, delay)
@@ -304,12 +296,13 @@ class CameraSource:
         the camera's address accepts TCP. FFmpeg's own connect into an address that drops SYNs would wait
         out the kernel's retransmissions (1, 3, 7 s...) before it saw the camera back; a probe every
         0.25 s sees it within one interval. False when woken first."""
-        if not self.stream_url_known:
+        if not self.stream.known:
             return True  # its device has not named the stream yet: the session asks, and says why not
-        self._resolve_url_quietly()
-        accepted = wait_until_accepting(*self._address, self._wake, on_first_failure=self._report_unreachable)[0]
+        self.stream.resolve_quietly()
+        address = self.stream.address
+        accepted = wait_until_accepting(*address, self._wake, on_first_failure=self._report_unreachable)[0]
         if not accepted:
-            self._forget_resolution()
+            self.stream.forget()
         return accepted
 
     def _report_unreachable(self, reason: str) -> None:
@@ -320,50 +313,17 @@ class CameraSource:
         log.debug("camera %s: %s in %.1f s", self.name, waiting, delay)
         self._wake.wait(delay)
 
-    def _resolve_url(self) -> None:
-        """The URL for this attempt from ``url_resolver`` (ONVIF), asked once per attempt: a failed ask
-        before the probe fails the attempt, and is not repeated by the connect (a device refusing the
-        credentials gets one login per attempt, not two)."""
-        if self.url_resolver is None:
-            return
-        if self._resolved:
-            error, self._resolve_error = self._resolve_error, None
-            if error is not None:
-                raise error
-            return
-        try:
-            url = self.url_resolver()
-        except Exception as exc:
-            self._resolved, self._resolve_error = True, exc
-            raise
-        self._resolved = True
-        self.stream_url_known = True
-        if url != self.section.url:
-            self.section = self.section.model_copy(update={"url": url})  # as if configured so
-        self.display_url = redact_url(url)
-        self._url = url_with_password(url, self._password)
-        self._address = rtsp_address(url)
-
-    def _forget_resolution(self) -> None:
-        """Woken during a probe (a restart, a stop): the next attempt asks afresh."""
-        self._resolved, self._resolve_error = False, None
-
-    def _resolve_url_quietly(self) -> None:
-        try:
-            self._resolve_url()
-        except Exception as exc:  # the connect reports it
-            log.debug("camera %s: stream URL not resolved before the probe: %s", self.name, exc)
-
     def _session(self) -> None:
         """One connection: open, demux until it ends or fails. Always closes the container."""
         self._generation_connected = False
         try:
-            self._resolve_url()
+            self.stream.resolve()
         finally:
-            self._resolved = False  # the next attempt asks again
-        with tls_relay.relayed_url(self.section, self._url, self._loop) as url:  # rtsps://: verified here
+            self.stream.forget()  # the next attempt asks again
+        # An rtsps:// camera's certificate is verified here, by the relay, before FFmpeg sees the stream.
+        with tls_relay.relayed_url(self.section, self.stream.with_password, self._loop) as url:
             container = av.open(
-                challenge.url_for_ffmpeg(self.section, url, self._has_password),
+                challenge.url_for_ffmpeg(self.section, url, self.stream.password is not None),
                 options=demuxer_options(self.section),
                 timeout=(self.section.open_timeout_s, None),  # open only; reads: the `timeout` option
             )
