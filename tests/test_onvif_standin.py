@@ -174,13 +174,23 @@ def _health(agent: AgentProcess) -> dict[str, Any] | None:
         return None
 
 
+def with_the_devices_credentials(camera_factory: Callable[..., Camera], standin: StandIn, **kwargs: Any) -> Camera:
+    """A camera whose RTSP asks for the ONVIF account, as a real one does. A simulated camera without
+    authentication would answer the agent's unauthenticated check (camera/challenge.py) with its SDP: its
+    shared pipeline is then made for that check and torn down as FFmpeg's own DESCRIBE comes in, which the
+    simulator answers with 503 (a real camera's encoder never stops). Under load that lost every retry."""
+    return camera_factory(user=standin.user, password=standin.password, **kwargs)
+
+
 async def test_a_hanging_onvif_service_leaves_the_rtsp_side_untouched(
-    standin: StandIn, camera: Camera, tmp_path: Path, base_config: Callable[..., dict[str, Any]],
-    agent_factory: Callable[..., AgentProcess],
+    standin: StandIn, camera_factory: Callable[..., Camera], tmp_path: Path,
+    base_config: Callable[..., dict[str, Any]], agent_factory: Callable[..., AgentProcess],
 ) -> None:  # fmt: skip
     standin.hang = True
+    camera = with_the_devices_credentials(camera_factory, standin)
     onvif = {"address": f"127.0.0.1:{standin.port}", "username": standin.user, "timeout_s": 1}
-    config = base_config(tmp_path, None, {"north": {"url": camera.url, "onvif": onvif, "password": standin.password}})
+    north = {"url": camera.url_with_user, "onvif": onvif, "password": standin.password}
+    config = base_config(tmp_path, None, {"north": north})
     agent = agent_factory(config)
 
     async def state(wanted: str, timeout_s: float) -> dict[str, Any]:
@@ -197,7 +207,7 @@ async def test_a_hanging_onvif_service_leaves_the_rtsp_side_untouched(
     await state("offline", 15)
     await asyncio.to_thread(camera.start)
     health = await state("online", 30)  # reconnected; each connect waited at most one ONVIF timeout
-    assert health["url"] == camera.url
+    assert health["url"] == f"rtsp://{standin.user}:***@127.0.0.1:{camera.port}/stream1"
     assert "no answer" in (health["onvif"]["last_error"] or "") or "longer than" in agent.log_text()
 
 
@@ -259,7 +269,8 @@ async def test_the_stream_uri_is_asked_again_at_the_connect_after_a_failure(
     standin: StandIn, camera_factory: Callable[..., Camera], tmp_path: Path,
     base_config: Callable[..., dict[str, Any]], agent_factory: Callable[..., AgentProcess],
 ) -> None:  # fmt: skip
-    before, after = camera_factory(width=320, height=180), camera_factory(width=480, height=270, path="/moved")
+    before = with_the_devices_credentials(camera_factory, standin, width=320, height=180)
+    after = with_the_devices_credentials(camera_factory, standin, width=480, height=270, path="/moved")
     standin.stream_uri = before.url
     onvif = {"address": f"127.0.0.1:{standin.port}", "username": standin.user, "timeout_s": 2}
     agent = agent_factory(base_config(tmp_path, None, {"north": {"onvif": onvif, "password": standin.password}}))
