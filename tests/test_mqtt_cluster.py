@@ -249,7 +249,10 @@ def test_cabinet_mosquitto_bridged_to_the_cluster(
         cameras = {"north": {"url": camera.url, "snapshot": {"interval_s": 2, "width": 320}}}
         agent_factory(base_config(tmp_path, local, cameras=cameras))
         centre = watch(watchers, cluster[1])
-        assert centre.wait_for(BRIDGE_STATE, lambda m: m.payload == b"1", timeout=20).retain
+        centre.wait_for(BRIDGE_STATE, lambda m: m.payload == b"1", timeout=20)
+        # Retained: a subscriber that comes later gets it too (a live delivery carries no retain flag).
+        later = watch(watchers, cluster[2])
+        assert later.wait_for(BRIDGE_STATE, lambda m: m.payload == b"1", timeout=10).retain
         centre.wait_for(AVAILABILITY, lambda m: m.payload == b"online", timeout=20)
         centre.wait_for(STATUS, lambda m: m.payload == b"online", timeout=20)
         assert centre.wait_for(SNAPSHOT, timeout=20).payload[:2] == b"\xff\xd8"
