@@ -28,7 +28,7 @@ from edgeagent.record.bookmark_table import MAX_BOOKMARKS
 from edgeagent.record.bookmarks import bookmark_json
 from edgeagent.record.clip import ClipError, ClipPlan, ClipSettings, plan_clip, write_clip
 from edgeagent.record.export import write_export
-from edgeagent.record.growing import readable, with_growing
+from edgeagent.record.growing import not_recorded_yet, readable, with_growing
 from edgeagent.record.model import Bookmark, Gap, Lock, Segment
 from edgeagent.record.signing import public_pem
 from edgeagent.record.times import TimeRangeError, parse_range, rfc3339
@@ -188,9 +188,8 @@ class RecordingRoutes:
         growing = self.growing(camera)  # before the index: see edgeagent.record.growing
         # Segments begin on a keyframe: the one overlapping ``start`` holds the keyframe at or before it.
         closed = await asyncio.to_thread(self.index.segments, camera, start, end)
-        if growing is not None and growing.end <= start and not any(s.end > start for s in closed):
-            raise Refused(f"nothing recorded yet from {rfc3339(start)}: the recording being written reaches "
-                          f"{rfc3339(growing.end)}", status=416)
+        if (why := not_recorded_yet(closed, growing, start)) is not None:
+            raise Refused(why, status=416)
         return plan_clip(camera, readable(closed, growing, start, end), start, end, self.clip_settings)
 
     async def _send(self, request: web.Request, camera: str, start: datetime, end: datetime, export: bool

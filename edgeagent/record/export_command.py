@@ -35,10 +35,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from edgeagent.config import ConfigError, load_config
     from edgeagent.record.clip import ClipError, ClipSettings, plan_clip
     from edgeagent.record.export import write_export
-    from edgeagent.record.growing import readable
+    from edgeagent.record.growing import not_recorded_yet, readable
     from edgeagent.record.open_segment import find_open
     from edgeagent.record.signing import SigningKeyError, fingerprint, load_or_create_key
-    from edgeagent.record.times import TimeRangeError, parse_range, rfc3339
+    from edgeagent.record.times import TimeRangeError, parse_range
 
     try:
         from edgeagent.record.index import RecordingIndex  # type: ignore[import-not-found, unused-ignore]
@@ -65,9 +65,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                 print(f"recordings export: note: {found.note}", file=sys.stderr)
             closed = index.segments(args.camera, start, end)
             growing = found.segment
-            if growing is not None and growing.end <= start and not any(s.end > start for s in closed):
-                return _fail(f"nothing recorded yet from {rfc3339(start)}: the recording being written reaches "
-                             f"{rfc3339(growing.end)}")
+            if (why := not_recorded_yet(closed, growing, start)) is not None:
+                return _fail(why)
             segments = readable(closed, growing, start, end)
             plan = plan_clip(args.camera, segments, start, end, ClipSettings(max_seconds=args.max_seconds))
             marks = index.bookmarks(args.camera, plan.start, plan.end)  # signed into the manifest

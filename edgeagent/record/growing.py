@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from edgeagent.record.model import Segment
+from edgeagent.record.times import rfc3339
 
 # Segments whose ends are closer than this count as one continuous span (the next starts where the last
 # ended, up to rounding of the muxer's timescale).
@@ -138,3 +139,11 @@ def totals_with_growing(oldest: datetime | None, newest: datetime | None, size: 
     if growing is None or growing.end <= growing.start or (newest is not None and newest >= growing.end):
         return oldest, newest, size
     return (growing.start if oldest is None else min(oldest, growing.start)), growing.end, size + growing.bytes
+
+
+def not_recorded_yet(closed: Sequence[Segment], growing: Segment | None, start: datetime) -> str | None:
+    """Why a range from ``start`` has nothing to read yet (the segment being written ends before it and no
+    closed one reaches past it), or None."""
+    if growing is not None and growing.end <= start and not any(s.end > start for s in closed):
+        return f"nothing recorded yet from {rfc3339(start)}: the recording being written reaches {rfc3339(growing.end)}"
+    return None

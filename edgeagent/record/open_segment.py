@@ -15,15 +15,15 @@ import hashlib
 import os
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from edgeagent.record import fmp4
 from edgeagent.record.model import Segment
+from edgeagent.record.segment_names import start_from_name
 
 READ_CHUNK = 1 << 20
-_NAME_TIME = "%Y%m%dT%H%M%S.%fZ"  # the recorder's ``segment_path``: <dir>/<cam>/<date>/<cam>-<start>.mp4
 
 
 class Index(Protocol):
@@ -44,11 +44,6 @@ class OpenSegment:
     note: str | None = None  # one line: why a file found was left out
 
 
-def start_from_name(path: Path) -> datetime | None:
-    try:
-        return datetime.strptime(path.stem.rpartition("-")[2], _NAME_TIME).replace(tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 def _candidates(index: Index, root: Path, camera: str, after: Segment | None) -> list[tuple[datetime, Path]]:

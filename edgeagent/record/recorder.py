@@ -18,13 +18,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from edgeagent.camera.hub import CameraHub, Subscription
 from edgeagent.camera.packet import Packet, StreamInfo
 from edgeagent.record.index import RecordingIndex
 from edgeagent.record.model import GapReason, Segment
 from edgeagent.record.retention import Retention
+from edgeagent.record.segment_names import segment_path
 from edgeagent.record.settings import RecordingSection
 from edgeagent.record.timeline import Timeline
 from edgeagent.record.writer import FRAGMENT_S, DiskFullError, SegmentWriter
@@ -43,8 +43,6 @@ class _Marker(enum.Enum):
     STOP = "stop"
 
 
-def segment_path(root: Path, camera: str, start: datetime) -> Path:
-    return root / camera / start.strftime("%Y-%m-%d") / f"{camera}-{start.strftime('%Y%m%dT%H%M%S.%fZ')}.mp4"
 
 
 def _dts(packet: Packet) -> int | None:

@@ -14,17 +14,12 @@ from pathlib import Path
 from edgeagent.record import fmp4
 from edgeagent.record.index import RecordingIndex, now_utc
 from edgeagent.record.model import GapReason, Segment
+from edgeagent.record.segment_names import start_from_name
 from edgeagent.record.writer import truncate_to_whole_fragments
 
 log = logging.getLogger(__name__)
 
 
-def start_from_name(path: Path) -> datetime | None:
-    stamp = path.stem.rpartition("-")[2]
-    try:
-        return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 def segment_from_file(camera: str, path: Path, prev_sha: str | None) -> Segment | None:
