@@ -134,7 +134,7 @@ async def test_a_viewer_of_a_10_s_gop_camera_sees_the_camera_at_once_and_at_its_
     assert hub.last_keyframe() is keyframe, "the picture came from the cached GOP, not from a new keyframe"
     assert looks_like_smpte(viewer.picture()), viewer.picture()
 
-    # The cached GOP arrives at once (squeezed); then frames follow the camera's pace.
+    # The cached GOP arrives at once (stamped as sent); then frames follow the camera's pace.
     await viewer.wait_frames(cached, within_s=3)
     assert await steady_frame_rate(viewer) == pytest.approx(FPS, rel=0.25)
 

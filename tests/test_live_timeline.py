@@ -33,13 +33,23 @@ def test_other_time_bases_are_converted_to_90_khz() -> None:
     assert second - first == round(0.040 * CLOCK_RATE)
 
 
-def test_cached_gop_is_squeezed_then_live_packets_follow_their_own_spacing() -> None:
+def test_cached_gop_keeps_to_its_send_times_then_live_packets_follow_their_own_spacing() -> None:
     info = stream(1)
     clock = RtpTimeline()
-    gop = [clock.stamp(packet(info, i * 3600, keyframe=i == 0), now=5.0, catch_up=True) for i in range(250)]
-    assert gop == [i * CATCH_UP_STEP for i in range(250)]
-    live = clock.stamp(packet(info, 250 * 3600), now=5.05)
+    # 250 frames (10 s of the camera's time) paced out over 0.25 s: the stamps say 0.25 s, as the arrivals do.
+    gop = [
+        clock.stamp(packet(info, i * 3600, keyframe=i == 0), now=5.0 + i * 0.001, catch_up=True) for i in range(250)
+    ]
+    assert gop == [i * 90 for i in range(250)]
+    live = clock.stamp(packet(info, 250 * 3600), now=5.3)
     assert live == gop[-1] + 3600  # one frame after the last cached one, not ten seconds later
+
+
+def test_a_cached_gop_sent_in_one_burst_still_moves_forward() -> None:
+    info = stream(1)
+    clock = RtpTimeline()
+    gop = [clock.stamp(packet(info, i * 3600, keyframe=i == 0), now=5.0, catch_up=True) for i in range(50)]
+    assert gop == [i * CATCH_UP_STEP for i in range(50)]
 
 
 def test_a_reconnect_advances_by_the_wall_clock_and_never_goes_back() -> None:
