@@ -162,3 +162,24 @@ def viewer_stats(driver: Any, viewer_id: str) -> dict[str, Any]:
         "window.__viewerStats(arguments[0]).then(done, (e) => done({error: String(e)}));",
         viewer_id,
     )
+
+
+# Samples a viewer's receiver every ``interval_ms`` for ``seconds``: [ms since start, framesDecoded,
+# framesReceived, jitterBufferDelay s, jitterBufferEmittedCount], to see a backlog held in the jitter buffer.
+SAMPLE_VIEWER_JS = r"""
+const done = arguments[arguments.length - 1];
+const [id, seconds, interval] = arguments;
+const out = [];
+const started = performance.now();
+async function tick() {
+  const s = await window.__viewerStats(id);
+  out.push([performance.now() - started, s.framesDecoded || 0, s.framesReceived || 0,
+            s.jitterBufferDelay || 0, s.jitterBufferEmittedCount || 0]);
+  if (performance.now() - started < seconds * 1000) setTimeout(tick, interval); else done(out);
+}
+tick();
+"""
+
+
+def sample_viewer(driver: Any, viewer_id: str, seconds: float, interval_ms: int = 20) -> list[list[float]]:
+    return driver.execute_async_script(SAMPLE_VIEWER_JS, viewer_id, seconds, interval_ms)

@@ -7,6 +7,12 @@ in the page, from the start of the WHEP exchange to the first frame presented (`
 for a viewer opened on a camera that is already streaming, at a different point of the GOP each time; the
 agent's own figure for the same join (``time_to_first_frame_s``) is beside it. CPU is the agent process's
 own (user + system over wall time, one core = 100 %), above its figure with no viewer.
+
+A join mid-GOP on the 10 s GOP camera is also watched in the page for 3 s after the WHEP answer, every 20 ms:
+when the page has decoded the cached GOP (what it received, less one frame, from then on), the longest time
+it held received frames without decoding one, and the jitter-buffer delay of each frame until then. The
+reference, in the same run and interleaved join by join, is the agent with its cached GOP stamped one RTP
+tick per frame (``BENCH_ONE_TICK_CATCH_UP``, see benchmarks/probed_agent.py), as it was before 02e76a9.
 """
 
 from __future__ import annotations
@@ -16,8 +22,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.agents import Agent
-from benchmarks.browser import browser_available, chromium, install_viewer, start_viewer, stop_viewer, viewer_stats
+from benchmarks.agents import Agent, ProbedAgent
+from benchmarks.browser import (
+    browser_available,
+    chromium,
+    install_viewer,
+    sample_viewer,
+    start_viewer,
+    stop_viewer,
+    viewer_stats,
+)
 from benchmarks.clips import camera_clip
 from benchmarks.cpu import measure
 from benchmarks.figures import fmt, summary
@@ -69,6 +83,51 @@ def _ttff(settings: Settings, driver: Any, agent: Agent, camera: str, joins: int
     return {"camera": camera, "page": summary(page), "agent": summary(agent_s)}
 
 
+CATCH_UP_WATCH_S = 3.0
+REFERENCE_ENV = {"BENCH_ONE_TICK_CATCH_UP": "1", "BENCH_LATENCY_PROBE": "0"}
+
+
+def catch_up_figures(samples: list[list[float]]) -> dict[str, float | None]:
+    """From a viewer's samples (ms, decoded, received, jitter-buffer delay s, emitted): when the backlog was
+    decoded, the longest hold of received frames, and the mean jitter-buffer delay of a frame until then."""
+    caught = None
+    for index, sample in enumerate(samples):
+        if sample[1] > 0 and all(later[2] - later[1] <= 1 for later in samples[index:]):
+            caught = sample
+            break
+    hold, since = 0.0, None
+    for before, after in zip(samples, samples[1:], strict=False):
+        if after[1] == before[1] and after[2] > before[2] + 1:
+            since = before[0] if since is None else since
+            hold = max(hold, after[0] - since)
+        elif after[1] != before[1]:
+            since = None
+    return {
+        "caught_up_ms": caught[0] if caught else None,
+        "longest_hold_ms": hold,
+        "jitter_ms_per_frame": caught[3] / caught[4] * 1000 if caught and caught[4] else None,
+    }
+
+
+def _catch_up(settings: Settings, driver: Any, agents: dict[str, Agent], camera: str,
+              joins: int) -> dict[str, dict[str, Any]]:
+    runs: dict[str, list[dict[str, float | None]]] = {label: [] for label in agents}
+    for join in range(joins):
+        for label, agent in agents.items():
+            driver.get(agent.url + "/healthz")
+            install_viewer(driver)
+            viewer = f"catch-up-{join}"
+            if (refused := start_viewer(driver, viewer, camera, TOKEN)) != "ok":
+                raise RuntimeError(f"viewer on {camera} refused: {refused}")
+            runs[label].append(catch_up_figures(sample_viewer(driver, viewer, CATCH_UP_WATCH_S)))
+            _close(driver, [viewer])
+            settings.log(f"browser catch-up {label} join {join + 1}/{joins}: {runs[label][-1]}")
+            time.sleep(0.7)  # the next join lands at another point of the GOP
+    return {label: {key: summary(v for r in results if (v := r[key]) is not None) for key in results[0]}
+            | {"not_caught_up": sum(r["caught_up_ms"] is None for r in results)}
+            for label, results in runs.items()}
+
+
 def _cpu(settings: Settings, driver: Any, agent: Agent, camera: str, count: int) -> dict[str, Any]:
     viewers = [f"{camera}-cpu{count}-{i}" for i in range(count)]
     _open(driver, viewers, camera)
@@ -92,6 +151,7 @@ def run(settings: Settings) -> dict[str, Any]:
     idle: list[float] = []
     cpu: dict[tuple[str, int], list[dict[str, Any]]] = {(c, n): [] for c in ("h264_gop1", "h265_gop1") for n in counts}
     ttff: list[dict[str, Any]] = []
+    catch_up: dict[str, dict[str, Any]] = {}
     simulators = [Simulator(settings, clip.make(settings), clip.fps) for clip in clips.values()]
     try:
         urls = {name: sim.start().url for name, sim in zip(clips, simulators, strict=True)}
@@ -101,6 +161,12 @@ def run(settings: Settings) -> dict[str, Any]:
             driver.get(agent.url + "/healthz")
             install_viewer(driver)
             ttff = [_ttff(settings, driver, agent, camera, joins) for camera in ("h264_gop1", "h264_gop10")]
+            with ProbedAgent(settings, {"h264_gop10": urls["h264_gop10"]}, env=REFERENCE_ENV,
+                             snapshot_interval_s=3600, max_viewers=8) as reference:
+                catch_up = _catch_up(settings, driver, {"agent": agent, "one tick per frame": reference},
+                                     "h264_gop10", 2 * joins)
+            driver.get(agent.url + "/healthz")
+            install_viewer(driver)
             for rep in range(reps):
                 time.sleep(settings.settle_s)
                 idle.append(measure({"agent": (agent.ps, False)}, settings.window_s).percent["agent"])
@@ -116,6 +182,9 @@ def run(settings: Settings) -> dict[str, Any]:
     met = all(case["page"]["max"] is not None and case["page"]["max"] <= TARGET_TTFF_S for case in ttff)
     ttff_rows = [[clips[case["camera"]].describe(), fmt(case["page"], 3), fmt(case["page"]["max"], 3),
                   fmt(case["agent"], 3)] for case in ttff]
+    catch_up_rows = [[label, fmt(c["caught_up_ms"], 0), fmt(c["caught_up_ms"]["max"], 0),
+                      fmt(c["longest_hold_ms"], 0), fmt(c["longest_hold_ms"]["max"], 0),
+                      fmt(c["jitter_ms_per_frame"], 1), c["not_caught_up"]] for label, c in catch_up.items()]
     cpu_rows, series = [], []
     for (camera, count), results in cpu.items():
         total = summary(r["cpu"] for r in results)
@@ -137,6 +206,10 @@ def run(settings: Settings) -> dict[str, Any]:
         "tables": [
             {"columns": ["camera", "page: first frame s", "page worst s", "agent: first frame sent s"],
              "rows": ttff_rows},
+            {"columns": ["join mid-GOP, 10 s GOP camera", "page: cached GOP decoded ms", "worst ms",
+                         "longest hold of received frames ms", "worst hold ms", "jitter-buffer ms a frame",
+                         f"not caught up in {CATCH_UP_WATCH_S:g} s"],
+             "rows": catch_up_rows},
             {"columns": ["camera", "path", "browser viewers", "agent CPU %", "agent % per viewer (above idle)",
                          "encoders opened"],
              "rows": cpu_rows},
@@ -147,5 +220,5 @@ def run(settings: Settings) -> dict[str, Any]:
             "of settling); viewers in one Chromium, each with its own peer connection.",
             "The agent's snapshots are out of the way (one an hour), so the figures are the live view's.",
         ],
-        "data": {"ttff": ttff, "cpu": series, "idle": base},
+        "data": {"ttff": ttff, "catch_up": catch_up, "cpu": series, "idle": base},
     }

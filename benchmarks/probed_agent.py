@@ -11,6 +11,8 @@ Nothing of the agent is replaced; two probes are wrapped around it in this proce
   in a worker process (``process``); ``BENCH_SWITCH_INTERVAL`` sets ``sys.setswitchinterval``.
 
 ``BENCH_SLIDING_MMAP_THRESHOLD=1`` leaves glibc's mmap threshold sliding (the memory benchmark's reference).
+``BENCH_ONE_TICK_CATCH_UP=1`` stamps a new viewer's cached GOP one RTP tick per frame, as the agent did before
+02e76a9 (the browser benchmark's reference for a join mid-GOP).
 
 One proposed core change can be tried without editing the core: ``BENCH_NO_READ_TIMEOUT=1`` opens the
 cameras with PyAV's open timeout only (``timeout=(open_s, None)``). PyAV's interrupt callback takes the GIL
@@ -216,8 +218,26 @@ def sliding_mmap_threshold() -> None:
     edgeagent.allocator.fix_mmap_threshold = lambda: False
 
 
+def one_tick_catch_up() -> None:
+    """The cached GOP stamped one tick per frame, whatever its send times (the agent before 02e76a9)."""
+    from edgeagent.live import timeline
+
+    stamp = timeline.RtpTimeline.stamp
+
+    def one_tick(self: timeline.RtpTimeline, packet: Any, now: float, catch_up: bool = False) -> int:
+        if not catch_up or self._last_ts is None:
+            return stamp(self, packet, now, catch_up)
+        ts = stamp(self, packet, self._last_wall, catch_up)  # no wall time passed: one CATCH_UP_STEP
+        self._last_wall = now
+        return ts
+
+    timeline.RtpTimeline.stamp = one_tick  # type: ignore[method-assign]
+
+
 def main() -> int:
     out = os.environ["BENCH_PROBE_OUT"]
+    if os.environ.get("BENCH_ONE_TICK_CATCH_UP"):
+        one_tick_catch_up()
     if os.environ.get("BENCH_SLIDING_MMAP_THRESHOLD"):
         sliding_mmap_threshold()
     if os.environ.get("BENCH_FRESH_SNAPSHOT_DECODER"):

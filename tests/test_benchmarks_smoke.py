@@ -16,6 +16,7 @@ import pytest
 from benchmarks.__main__ import BENCHMARKS
 from benchmarks.browser import browser_available
 from benchmarks.figures import percentile, summary
+from benchmarks.live_view import catch_up_figures
 from benchmarks.webrtc_client import has_keyframe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,18 @@ def test_keyframe_detection_in_h264_rtp_payloads() -> None:
     assert has_keyframe(bytes([0x7C, 0x85, 0x00]))  # FU-A start of an IDR slice
     assert not has_keyframe(bytes([0x7C, 0x05, 0x00]))  # FU-A continuation
     assert not has_keyframe(b"")
+
+
+def test_catch_up_figures_find_the_backlog_decoded_and_the_longest_hold() -> None:
+    # ms, decoded, received, jitter-buffer delay s, emitted: 40 frames held 0.5 s, then decoded at once.
+    samples = [[0, 0, 0, 0.0, 0], [20, 5, 30, 0.05, 5], [40, 5, 38, 0.05, 5], [540, 5, 50, 0.05, 5],
+               [560, 50, 50, 9.05, 50], [600, 51, 51, 9.06, 51]]
+    figures = catch_up_figures(samples)
+    assert figures["caught_up_ms"] == 560
+    assert figures["longest_hold_ms"] == 520
+    assert figures["jitter_ms_per_frame"] == pytest.approx(181.0)
+    never = catch_up_figures([[0, 0, 0, 0.0, 0], [20, 1, 10, 0.0, 1], [40, 2, 20, 0.0, 2]])
+    assert never["caught_up_ms"] is None and never["jitter_ms_per_frame"] is None
 
 
 @pytest.mark.timeout(400)
