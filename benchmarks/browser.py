@@ -70,7 +70,7 @@ window.__startViewer = async function (id, camera, token) {
   video.muted = true; video.autoplay = true; video.playsInline = true; video.id = 'viewer-' + id;
   video.style.width = '320px';
   document.body.appendChild(video);
-  const viewer = {pc, video, started, firstFrameMs: null, location: null, error: null};
+  const viewer = {pc, video, started, firstFrameMs: null, gatheredMs: null, location: null, error: null};
   window.__viewers[id] = viewer;
   pc.ontrack = (event) => {
     video.srcObject = new MediaStream([event.track]);
@@ -86,6 +86,7 @@ window.__startViewer = async function (id, camera, token) {
     pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
     setTimeout(resolve, 2000);
   });
+  viewer.gatheredMs = performance.now() - started;  // the browser's own share of the time to first frame
   const headers = {'Content-Type': 'application/sdp'};
   if (token) headers['Authorization'] = 'Bearer ' + token;
   const response = await fetch('/whep/' + encodeURIComponent(camera),
@@ -115,7 +116,8 @@ window.__stopViewer = async function (id, token) {
 };
 window.__viewerStats = async function (id) {
   const viewer = window.__viewers[id];
-  const out = {connection: viewer.pc.connectionState, firstFrameMs: viewer.firstFrameMs, error: viewer.error,
+  const out = {connection: viewer.pc.connectionState, firstFrameMs: viewer.firstFrameMs, gatheredMs: viewer.gatheredMs,
+               error: viewer.error,
                videoWidth: viewer.video.videoWidth, videoHeight: viewer.video.videoHeight};
   const report = await viewer.pc.getStats();
   report.forEach((s) => {
