@@ -18,7 +18,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeagent.config import parse_config
-from tests.support import AgentProcess, Broker, Camera, MqttWatcher, base_config, free_port
+from tests.support import AgentProcess, Broker, Camera, MqttWatcher, base_config, free_port, net
 
 needs_mosquitto = pytest.mark.skipif(
     shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"),
@@ -30,6 +30,48 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     ports = {free_port() for _ in range(50)}
     assert len(ports) == 50
     assert all(20000 <= p < 32000 for p in ports)
+
+
+class _Picks:
+    """An rng whose ``randrange`` answers ``picks`` in turn (the ports free_port tries)."""
+
+    def __init__(self, *picks: int) -> None:
+        self.picks = list(picks)
+
+    def randrange(self, low: int, high: int) -> int:
+        return self.picks.pop(0)
+
+
+def _unused_ports(count: int) -> list[int]:
+    ports = [p for p in range(net._LOW, net._HIGH) if p not in net._given and net._bindable(p, "127.0.0.1")]
+    return ports[-count:]
+
+
+def test_a_port_another_test_process_claimed_is_not_handed_out(monkeypatch, tmp_path) -> None:
+    """Two runs of the suite on one machine (or the two workers) drew the same free port before either
+    bound it: an agent then could not bind its HTTP port. A live process's claim is passed over."""
+    monkeypatch.setattr(net, "CLAIMS", tmp_path / "claims")
+    monkeypatch.setattr(net, "_swept", True)
+    claimed, free = _unused_ports(2)
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / str(claimed)).write_text("1\n")  # init's: a process that lives
+    monkeypatch.setattr(net, "_rng", _Picks(claimed, free))
+    assert free_port() == free
+    assert (tmp_path / "claims" / str(free)).read_text() == f"{os.getpid()}\n"
+    assert (tmp_path / "claims" / str(claimed)).read_text() == "1\n"
+
+
+def test_a_claim_of_an_ended_process_or_past_its_time_is_taken_over(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(net, "CLAIMS", tmp_path / "claims")
+    monkeypatch.setattr(net, "_swept", True)
+    ended, old = _unused_ports(2)
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / str(ended)).write_text("4194305\n")  # above Linux's largest pid: no such process
+    (tmp_path / "claims" / str(old)).write_text("1\n")
+    past = time.time() - net.CLAIM_TTL_S - 1
+    os.utime(tmp_path / "claims" / str(old), (past, past))
+    monkeypatch.setattr(net, "_rng", _Picks(ended, old))
+    assert free_port() == ended and free_port() == old
 
 
 @needs_mosquitto

@@ -1,18 +1,37 @@
-"""Ports for servers started by tests."""
+"""Ports for servers started by tests.
+
+A port is chosen before the server that binds it starts (mosquitto, the camera simulator and the agent
+take a port number, not port 0), and it stays the test's while that server restarts in place. Other test
+processes on this machine choose meanwhile: the other pytest-xdist worker, and other whole runs of the
+suite beside this one (CI in a clean clone while a developer runs tests). A port that is free when it is
+chosen can so be chosen twice before either binds it: an agent then failed to start with "address already
+in use" on its HTTP port. Each choice is therefore claimed in a directory every test process on this
+machine shares (``CLAIMS``), under a lock; no process chooses a port another one claimed while that
+process lives (and for ``CLAIM_TTL_S`` at most).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import random
 import socket
+import tempfile
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from tests.support.wait import wait_until
 
 # Below Linux's ephemeral range (32768-60999), so a port handed out here is never taken meanwhile by the
 # source port of some outgoing connection.
 _LOW, _HIGH = 20000, 32000
+CLAIMS = Path(tempfile.gettempdir()) / "edgeagent-tests-ports"
+# Longer than any test (pytest-timeout: 300 s) and any module's fixtures hold a port: a claim of a process
+# that still runs is honoured this long, one of a process that ended not at all.
+CLAIM_TTL_S = 3600.0
 
 
 def _worker_range(low: int, high: int) -> tuple[int, int]:
@@ -30,6 +49,7 @@ _LOW, _HIGH = _worker_range(_LOW, _HIGH)
 _lock = threading.Lock()
 _given: set[int] = set()
 _rng = random.Random()
+_swept = False
 
 
 def _bindable(port: int, host: str) -> bool:
@@ -41,13 +61,57 @@ def _bindable(port: int, host: str) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _claims_locked() -> Iterator[Path]:
+    """The claims directory, locked against every other test process on this machine."""
+    CLAIMS.mkdir(exist_ok=True)
+    with open(CLAIMS / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield CLAIMS
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it runs
+        return True
+    return True
+
+
+def _claim_holds(path: Path, now: float) -> bool:
+    """The claim in ``path`` is another live process's (and not older than the TTL)."""
+    try:
+        pid = int(path.read_text().split()[0])
+        age = now - path.stat().st_mtime
+    except (OSError, ValueError, IndexError):
+        return False  # gone meanwhile, or half written by a process that died: no claim
+    return pid != os.getpid() and age < CLAIM_TTL_S and _alive(pid)
+
+
+def _sweep(directory: Path, now: float) -> None:
+    """Remove the claims that no longer hold (once per process: the directory does not grow for ever)."""
+    for path in directory.iterdir():
+        if path.name.isdigit() and not _claim_holds(path, now):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free now and was not handed out before in this test process."""
-    with _lock:
+    """A TCP port that is free now, was not handed out before in this test process, and is claimed for it
+    against every other test process on this machine."""
+    global _swept
+    with _lock, _claims_locked() as claims:
+        now = time.time()
+        if not _swept:
+            _sweep(claims, now)
+            _swept = True
         for _ in range(1000):
             port = _rng.randrange(_LOW, _HIGH)
-            if port in _given or not _bindable(port, host):
+            if port in _given or _claim_holds(claims / str(port), now) or not _bindable(port, host):
                 continue
+            (claims / str(port)).write_text(f"{os.getpid()}\n")
             _given.add(port)
             return port
     raise RuntimeError("no free port found")
