@@ -159,9 +159,12 @@ def test_probe_sees_a_listener_at_once_and_waits_through_refusals() -> None:
     import time
 
     from edgeagent.camera.reachability import wait_until_accepting
+    from tests.support.net import free_port
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
+    # A claimed port: one from port 0 is free for 1.2 s after the close, and another test process's own
+    # bind to port 0 could be given it meanwhile (then this one could not listen, and the probe waited on).
+    port = free_port()
+    listener = socket.create_server(("127.0.0.1", port))
     assert wait_until_accepting("127.0.0.1", port, threading.Event()) == (True, 0)
     listener.close()
 
@@ -171,8 +174,11 @@ def test_probe_sees_a_listener_at_once_and_waits_through_refusals() -> None:
 
     holder: list[socket.socket] = []
     threading.Thread(target=listen_later).start()
+    give_up = threading.Event()  # a listener that never came fails the test in seconds, not at its timeout
+    threading.Timer(10, give_up.set).start()
     began = time.monotonic()
-    accepted, failed = wait_until_accepting("127.0.0.1", port, threading.Event(), interval_s=0.1)
+    accepted, failed = wait_until_accepting("127.0.0.1", port, give_up, interval_s=0.1)
+    give_up.set()
     assert accepted and failed >= 5 and time.monotonic() - began < 1.2 + 0.5
     holder[0].close()
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.net import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "edgeagent.service"
 
@@ -45,9 +47,7 @@ def test_agent_says_ready_then_pings_the_watchdog(tmp_path: Path) -> None:
     receiver.bind(str(notify_path))
     receiver.settimeout(20)
     config = tmp_path / "edgeagent.yaml"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # claimed: one from port 0 is free until the agent binds it, another bind to 0 may get it
     config.write_text(yaml.safe_dump({
         "agent": {"id": "notify-test", "state_dir": str(tmp_path / "state")},
         "http": {"listen": f"127.0.0.1:{port}"},
