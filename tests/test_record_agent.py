@@ -128,10 +128,13 @@ async def test_the_agent_records_serves_clips_and_exports_and_publishes_the_reco
     verified = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert verified.returncode == 0 and verified.stdout.startswith("ok"), verified.stdout + verified.stderr
 
-    watcher = mqtt_watcher_factory("edgeagent/cabinet-17/#")  # subscribed late: what it gets was retained
-    recording = await until(lambda: watcher.last("edgeagent/cabinet-17/cameras/north/recording"), 10, "recording topic")
+    # Subscribed late: the first message of each topic is the retained one. (Not the last: the recording
+    # state is published again every health interval and on every change, and a live delivery carries no
+    # retain flag.)
+    watcher = mqtt_watcher_factory("edgeagent/cabinet-17/#")
+    recording = await asyncio.to_thread(watcher.wait_for, "edgeagent/cabinet-17/cameras/north/recording", None, 10)
     assert recording.retain and json.loads(recording.payload)["state"] == "recording"
-    signing = await until(lambda: watcher.last("edgeagent/cabinet-17/signing-key"), 10, "signing-key topic")
+    signing = await asyncio.to_thread(watcher.wait_for, "edgeagent/cabinet-17/signing-key", None, 10)
     assert signing.retain and signing.payload == key.read_bytes()
 
     metrics = get(agent, "/metrics").decode()  # the names deploy/prometheus/alerts.yml alerts on
