@@ -41,7 +41,7 @@ def test_agent_streams_from_the_onvif_uri_and_steers_ptz(
 ) -> None:  # fmt: skip
     cameras = {
         "north": {"onvif": {"address": ipycam.onvif_address, "username": USER, "timeout_s": 2}, "password": PASSWORD},
-        "fixed": {"url": ipycam.stream_url},
+        "fixed": {"url": ipycam.stream_url_with_user, "password": PASSWORD},
     }
     agent = agent_factory(base_config(tmp_path, None, cameras))
 
@@ -98,7 +98,7 @@ def test_ptz_over_mqtt_is_answered_on_its_result_topic(
 ) -> None:  # fmt: skip
     cameras = {
         "north": {"onvif": {"address": ipycam.onvif_address, "username": USER, "timeout_s": 2}, "password": PASSWORD},
-        "fixed": {"url": ipycam.stream_url},
+        "fixed": {"url": ipycam.stream_url_with_user, "password": PASSWORD},
     }
     agent = agent_factory(base_config(tmp_path, broker, cameras))
     base = f"edgeagent/{agent.agent_id}"

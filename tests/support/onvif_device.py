@@ -65,13 +65,23 @@ class IpyCamDevice:
     def stream_url(self) -> str:
         return f"rtsp://{self.address}:{RTSP_PORT}/stream1"
 
+    @property
+    def stream_url_with_user(self) -> str:
+        """The stream as a camera entry names it without ONVIF (its password goes in ``password``)."""
+        return f"rtsp://{USER}@{self.address}:{RTSP_PORT}/stream1"
+
     def start(self) -> IpyCamDevice:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.netns.make()
         try:
+            # The stream asks for the device's account, as a real camera's does. Without authentication the
+            # simulator answered the agent's unauthenticated check (camera/challenge.py) with its SDP: its
+            # shared pipeline was made for that check and torn down as FFmpeg's DESCRIBE came in, answered
+            # with 503 (in about half the starts here; under load every retry can lose the same way).
             self.rtsp = NamespacedCamera(
-                self.netns, width=self.width, height=self.height, fps=self.fps, log_path=self.workdir / "rtsp.log"
-            )
+                self.netns, width=self.width, height=self.height, fps=self.fps, user=USER, password=PASSWORD,
+                log_path=self.workdir / "rtsp.log",
+            )  # fmt: skip
             self.rtsp.start()
             self._start_device()
         except BaseException:
