@@ -79,12 +79,16 @@ ADVERSARIAL = {
 
 @pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
 def test_a_megabyte_redacts_in_well_under_a_second(text: str) -> None:
-    started = time.perf_counter()
+    # The CPU time of this thread, not the wall clock: what is bounded is the work (no backtracking that
+    # grows with the input). Beside three busy processes the slowest case took 0.75 s of wall time (0.21 s
+    # on a quiet machine) but 0.37 s of CPU.
+    started, wall = time.thread_time(), time.perf_counter()
     redact_text(text)
     redact_url(text)
     credential_in_url(text)
-    elapsed = time.perf_counter() - started
-    print(f"{len(text)} chars: {elapsed * 1000:.0f} ms for the three")  # about 10-170 ms on the reference machine
+    elapsed = time.thread_time() - started
+    print(f"{len(text)} chars: {elapsed * 1000:.0f} ms of CPU for the three "  # about 10-210 ms here
+          f"({(time.perf_counter() - wall) * 1000:.0f} ms of wall time)")  # fmt: skip
     assert elapsed < 1.0
 
 
@@ -109,9 +113,9 @@ def formatted(message: str, *args: object, exc: BaseException | None = None) -> 
 
 
 def test_a_log_record_is_bounded_then_redacted() -> None:
-    started = time.perf_counter()
+    started = time.thread_time()  # the work, not a busy machine's wall time
     line = formatted("bad request line %r from rtsp://viewer:%s@10.0.0.1/s", "G" * 1_000_000, SECRET)
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
     assert len(line) < MAX_MESSAGE_CHARS + 200 and "characters cut]" in line
     assert SECRET not in line and "viewer:***@10.0.0.1" not in line  # what came after the cut is gone
 
