@@ -5,9 +5,9 @@ take a port number, not port 0), and it stays the test's while that server resta
 processes on this machine choose meanwhile: the other pytest-xdist worker, and other whole runs of the
 suite beside this one (CI in a clean clone while a developer runs tests). A port that is free when it is
 chosen can so be chosen twice before either binds it: an agent then failed to start with "address already
-in use" on its HTTP port. Each choice is therefore claimed in a directory every test process on this
-machine shares (``CLAIMS``), under a lock; no process chooses a port another one claimed while that
-process lives (and for ``CLAIM_TTL_S`` at most).
+in use" on its HTTP port. Each choice is therefore claimed in a directory the test processes of this
+user on this machine share (``CLAIMS``), under a lock; no process chooses a port another one claimed while
+that process lives (and for ``CLAIM_TTL_S`` at most).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from tests.support.wait import wait_until
 # Below Linux's ephemeral range (32768-60999), so a port handed out here is never taken meanwhile by the
 # source port of some outgoing connection.
 _LOW, _HIGH = 20000, 32000
-CLAIMS = Path(tempfile.gettempdir()) / "edgeagent-tests-ports"
+# One directory per user: a user cannot write another one's (test runs of two users do not coordinate).
+CLAIMS = Path(tempfile.gettempdir()) / f"edgeagent-tests-ports-{os.getuid()}"
 # Longer than any test (pytest-timeout: 300 s) and any module's fixtures hold a port: a claim of a process
 # that still runs is honoured this long, one of a process that ended not at all.
 CLAIM_TTL_S = 3600.0
