@@ -157,10 +157,12 @@ class AgentRecordings:
     async def publish(self) -> None:
         """Take every recorder's figures (SQLite, statvfs: in a thread) and publish them."""
         try:
-            stats = await self.service.astats()
+            taken = await self.service.astats()
         except Exception:
             log.exception("recording: taking the figures failed")
             return
+        # A camera a reload removed while the thread ran: its retained state is cleared, and must stay so.
+        stats = {camera: figures for camera, figures in taken.items() if camera in self.service.recorders}
         self.stats = stats
         if self.bridge is None:
             return
