@@ -227,7 +227,7 @@ def one_tick_catch_up() -> None:
     def one_tick(self: timeline.RtpTimeline, packet: Any, now: float, catch_up: bool = False) -> int:
         if not catch_up or self._last_ts is None:
             return stamp(self, packet, now, catch_up)
-        ts = stamp(self, packet, self._last_wall, catch_up)  # no wall time passed: one CATCH_UP_STEP
+        ts = stamp(self, packet, self._last_wall, catch_up)  # no wall time passed: one tick
         self._last_wall = now
         return ts
 
