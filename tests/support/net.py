@@ -63,11 +63,19 @@ def _bindable(port: int, host: str) -> bool:
 
 
 @contextlib.contextmanager
+def machine_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` held against every other process on this machine (test processes that
+    choose a shared resource: a port, link addresses)."""
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
 def _claims_locked() -> Iterator[Path]:
     """The claims directory, locked against every other test process on this machine."""
     CLAIMS.mkdir(exist_ok=True)
-    with open(CLAIMS / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with machine_lock(CLAIMS / ".lock"):
         yield CLAIMS
 
 

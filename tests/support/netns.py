@@ -16,7 +16,6 @@ traffic into the wrong namespace: a publication reached the other test's media s
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import itertools
 import os
 import random
@@ -24,6 +23,8 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.support.net import machine_lock
 
 _counter = itertools.count()
 CLAIM_LOCK = Path(tempfile.gettempdir()) / "edgeagent-tests-link-addresses.lock"
@@ -39,8 +40,7 @@ def addresses_in_use() -> set[str]:
 def address_claim() -> Iterator[set[str]]:
     """The addresses in use, under a lock held across processes: choose link addresses outside them and
     put them on the host side before the block ends, so that no other test can choose them meanwhile."""
-    with open(CLAIM_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with machine_lock(CLAIM_LOCK):
         yield addresses_in_use()
 
 
